@@ -1,0 +1,391 @@
+"""``capture()`` and the :class:`Trace` it yields.
+
+.. code-block:: python
+
+    with signaltrace.capture() as trace:
+        User.objects.create(username="ann")
+    print(trace)                        # the text tree
+    trace.find(receiver=create_user_profile)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextvars import Token
+from datetime import UTC, datetime
+from time import perf_counter_ns
+from types import TracebackType
+from typing import Any, Final
+
+from django.utils.module_loading import import_string
+
+from . import naming
+from .conf import get_config
+from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
+from .records import (
+    C_ASYNC,
+    C_CHILDREN,
+    C_END,
+    C_ERROR,
+    C_RECEIVER,
+    C_START,
+    D_CALLS,
+    D_END,
+    D_KWARGS,
+    D_METHOD,
+    D_ORIGIN,
+    D_PARENT,
+    D_RECEIVERS,
+    D_SENDER,
+    D_SIGNAL,
+    D_START,
+    Dispatch,
+    Origin,
+    ReceiverCall,
+)
+
+__all__ = ["Trace", "capture", "current_options"]
+
+SCHEMA: Final = "signaltrace.trace/1"
+
+_options_cache: tuple[object, Options] | None = None
+
+
+def current_options(max_events: int | None = None) -> Options:
+    """:class:`Options` from the current settings (cached per settings dict)."""
+    global _options_cache
+    config = get_config()
+    cached = _options_cache
+    if cached is None or cached[0] is not config:
+        ignored = set()
+        for path in config["IGNORE_SIGNALS"]:
+            try:
+                ignored.add(import_string(path))
+            except ImportError as err:
+                log_failure(f"IGNORE_SIGNALS {path}", err)
+        patterns = [re.escape(p) for p in config["REDACT"] if p]
+        options = Options(
+            ignored=frozenset(ignored),
+            record_empty=config["RECORD_EMPTY"],
+            record_origin=config["RECORD_ORIGIN"],
+            redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
+            max_events=config["MAX_EVENTS"],
+        )
+        _options_cache = cached = (config, options)
+    if max_events is not None:
+        return Options(
+            cached[1].ignored,
+            cached[1].record_empty,
+            cached[1].record_origin,
+            cached[1].redact,
+            max_events,
+        )
+    return cached[1]
+
+
+def _signal_matches(dispatch: Dispatch, signal: object) -> bool:
+    if isinstance(signal, str):
+        return signal in (dispatch.signal_name, dispatch.signal_path)
+    name, path = naming.signal_label(signal)
+    return dispatch.signal_path == path
+
+
+def _sender_matches(dispatch: Dispatch, sender: object) -> bool:
+    if isinstance(sender, str):
+        return dispatch.sender == sender
+    return dispatch.sender == naming.sender_label(sender)
+
+
+def receiver_name(receiver: object) -> str:
+    """The dotted name a trace records for ``receiver`` (or the string itself)."""
+    if isinstance(receiver, str):
+        return receiver
+    return naming.describe_receiver(receiver)[0]
+
+
+class Trace:
+    """The receiver calls and dispatches of one unit of work, as a tree.
+
+    Read it with :attr:`dispatches`, :attr:`calls`, :attr:`roots`,
+    :meth:`find`, :meth:`to_dict` and :meth:`render` (also ``str(trace)``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, options: Options, *, label: str | None = None) -> None:
+        self.options = options
+        self.label = label
+        self.max_events = options.max_events
+        #: Events (dispatches and receiver calls) recorded so far.
+        self.events = 0
+        #: Events not recorded because :setting:`MAX_EVENTS` was reached.
+        self.dropped = 0
+        self.closed = False
+        self.started_at = datetime.now(UTC)
+        self.start_ns = perf_counter_ns()
+        self.end_ns: int | None = None
+        #: Free-form facts set by whoever opened the trace (the middleware
+        #: puts method, path and status here).
+        self.meta: dict[str, Any] = {}
+        self._raw: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self._built: tuple[int, int, list[Dispatch], list[Dispatch], list[ReceiverCall]] | None = (
+            None
+        )
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop recording; resolve signal names while the signals are alive."""
+        if self.closed:
+            return
+        self.closed = True
+        self.end_ns = perf_counter_ns()
+        self._resolve_signals()
+
+    def _resolve_signals(self) -> None:
+        for raw in list(self._raw):
+            ref = raw[D_SIGNAL]
+            if not isinstance(ref, tuple):
+                signal = ref()
+                raw[D_SIGNAL] = (
+                    naming.signal_label(signal) if signal is not None else ("<dead signal>",) * 2
+                )
+
+    @property
+    def duration_ns(self) -> int:
+        """Wall time from opening the trace to closing it (or now)."""
+        return (self.end_ns or perf_counter_ns()) - self.start_ns
+
+    # -- materialised views ---------------------------------------------------
+
+    def _build(self) -> tuple[list[Dispatch], list[Dispatch], list[ReceiverCall]]:
+        raws = list(self._raw)
+        ends = sum(1 for raw in raws if raw[D_END])
+        built = self._built
+        if built is not None and built[0] == len(raws) and built[1] == ends:
+            return built[2], built[3], built[4]
+        with self._lock:
+            if not self.closed:
+                self._resolve_signals()
+            by_id: dict[int, Dispatch] = {}
+            call_map: dict[int, ReceiverCall] = {}
+            dispatches: list[Dispatch] = []
+            calls: list[ReceiverCall] = []
+            for raw in raws:
+                name, path = raw[D_SIGNAL]
+                origin = raw[D_ORIGIN]
+                dispatch = Dispatch(
+                    signal_name=name,
+                    signal_path=path,
+                    sender=raw[D_SENDER],
+                    kwargs=raw[D_KWARGS],
+                    method=raw[D_METHOD],
+                    start_ns=raw[D_START],
+                    duration_ns=raw[D_END] - raw[D_START] if raw[D_END] else None,
+                    origin=Origin(*origin) if origin else None,
+                    receiver_count=raw[D_RECEIVERS],
+                )
+                by_id[id(raw)] = dispatch
+                dispatches.append(dispatch)
+                for raw_call in list(raw[D_CALLS]):
+                    label, filename, lineno = raw_call[C_RECEIVER]
+                    call = ReceiverCall(
+                        receiver_name=label,
+                        filename=filename,
+                        lineno=lineno,
+                        is_async=raw_call[C_ASYNC],
+                        start_ns=raw_call[C_START],
+                        duration_ns=(
+                            raw_call[C_END] - raw_call[C_START] if raw_call[C_END] else None
+                        ),
+                        error=raw_call[C_ERROR],
+                        dispatch=dispatch,
+                    )
+                    dispatch.calls.append(call)
+                    call_map[id(raw_call)] = call
+                    calls.append(call)
+            roots = []
+            for raw in raws:
+                dispatch = by_id[id(raw)]
+                parent = raw[D_PARENT]
+                parent_call = call_map.get(id(parent)) if parent is not None else None
+                if parent_call is None:
+                    roots.append(dispatch)
+                else:
+                    dispatch.parent = parent_call
+                    parent_call.children.append(dispatch)
+            for raw in raws:
+                for raw_call in raw[D_CALLS]:
+                    call = call_map.get(id(raw_call))
+                    if call is not None and raw_call[C_CHILDREN]:
+                        order = {id(d): i for i, d in enumerate(raw_call[C_CHILDREN])}
+                        call.children.sort(key=lambda d: order.get(id(d), 0))
+            calls.sort(key=lambda c: c.start_ns)
+            self._built = (len(raws), ends, dispatches, roots, calls)
+            return dispatches, roots, calls
+
+    @property
+    def dispatches(self) -> list[Dispatch]:
+        """Every recorded dispatch, in the order they started."""
+        return self._build()[0]
+
+    @property
+    def roots(self) -> list[Dispatch]:
+        """Dispatches not nested in a recorded receiver call: the tree's top."""
+        return self._build()[1]
+
+    @property
+    def calls(self) -> list[ReceiverCall]:
+        """Every recorded receiver call, in the order they started."""
+        return self._build()[2]
+
+    @property
+    def errors(self) -> list[ReceiverCall]:
+        """Receiver calls that raised (including those ``send_robust`` swallowed)."""
+        return [call for call in self.calls if call.error is not None]
+
+    @property
+    def receiver_time_ns(self) -> int:
+        """Time spent in top-level receiver calls (nested time counted once)."""
+        return sum(
+            call.duration_ns or 0
+            for dispatch in self.roots
+            for call in dispatch.calls
+        )
+
+    def find(
+        self,
+        *,
+        signal: object = None,
+        sender: object = None,
+        receiver: object = None,
+    ) -> list[ReceiverCall]:
+        """Receiver calls matching every filter given.
+
+        :param signal: a signal object, its name (``"post_save"``) or dotted path.
+        :param sender: a sender object (a model class) or its label (``"auth.User"``).
+        :param receiver: a receiver callable or its dotted name.
+        """
+        name = receiver_name(receiver) if receiver is not None else None
+        return [
+            call
+            for call in self.calls
+            if (name is None or call.receiver_name == name)
+            and (signal is None or _signal_matches(call.dispatch, signal))
+            and (sender is None or _sender_matches(call.dispatch, sender))
+        ]
+
+    def find_dispatches(self, *, signal: object = None, sender: object = None) -> list[Dispatch]:
+        """Dispatches matching every filter given (see :meth:`find`)."""
+        return [
+            dispatch
+            for dispatch in self.dispatches
+            if (signal is None or _signal_matches(dispatch, signal))
+            and (sender is None or _sender_matches(dispatch, sender))
+        ]
+
+    # -- output ---------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable tree (schema ``signaltrace.trace/1``)."""
+        from .render import trace_to_dict
+
+        return trace_to_dict(self)
+
+    def render(self, *, numbered: bool = False, color: bool = False) -> str:
+        """The text tree shown in the docs, one line per dispatch and call."""
+        from .render import render_trace
+
+        return render_trace(self, numbered=numbered, color=color)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Trace {self.label or ''} dispatches={len(self._raw)} "
+            f"events={self.events} dropped={self.dropped}>"
+        )
+
+
+class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Record every dispatch and receiver call made in this block.
+
+    Works as ``with`` and ``async with``; yields a :class:`Trace`. Captures
+    nest (each sees what happened while it was open). Installs the hook if it
+    is not installed yet.
+
+    :param all_threads: also record dispatches from threads and tasks that
+        have no capture of their own (for a live server in tests).
+    :param label: a name for the trace (shown by ``render()``).
+    :param max_events: override :setting:`MAX_EVENTS` for this trace.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        all_threads: bool = False,
+        label: str | None = None,
+        max_events: int | None = None,
+    ) -> None:
+        if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
+            raise ValueError(f"max_events must be a positive int, got {max_events!r}")
+        self.all_threads = all_threads
+        self.label = label
+        self.max_events = max_events
+        self.trace: Trace | None = None
+        self._token: Token[list[Any] | None] | None = None
+        self._previous: list[Any] | None = None
+
+    def __enter__(self) -> Trace:
+        from .hook import install, is_installed
+
+        if self.trace is not None:
+            raise RuntimeError("this capture() is already in use; create a new one")
+        if not is_installed():
+            install()
+        options = current_options(self.max_events)
+        trace = self.trace = Trace(options, label=self.label)
+        outer = CURSOR.get()
+        self._previous = outer
+        if outer is None:
+            cursor = [(trace,), None, options]
+        else:
+            cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
+        self._token = CURSOR.set(cursor)
+        if self.all_threads:
+            add_global(trace)
+        return trace
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        trace = self.trace
+        assert trace is not None and self._token is not None, "capture() was not entered"
+        try:
+            CURSOR.reset(self._token)
+        except ValueError:
+            # Exited in another context than it was entered in.
+            CURSOR.set(self._previous)
+        if self.all_threads:
+            remove_global(trace)
+        trace.close()
+
+    async def __aenter__(self) -> Trace:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+

@@ -1,0 +1,98 @@
+"""Context-local collection: which traces the current thread or task feeds.
+
+One :class:`~contextvars.ContextVar` holds a *cursor*, a small list
+``[traces, parent_call, options]``:
+
+- ``traces``: the tuple of open :class:`~signaltrace.Trace` objects this flow
+  records into (nested ``capture()`` blocks all see the same records);
+- ``parent_call``: the raw receiver call that new dispatches nest under, or
+  ``None`` at the top; a ``dict`` maps asyncio tasks to their call where
+  Django 6.1 runs sibling receivers in one shared context;
+- ``options``: the :class:`Options` of the innermost trace.
+
+Every traced dispatch sets a fresh cursor for the duration of its receivers, so
+concurrent threads and tasks never share a mutable cursor (see
+``explanation/contextvars``). Traces opened with ``all_threads=True`` are also
+fed by flows that have no cursor of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .capture import Trace
+
+__all__ = ["CURSOR", "Options", "current_parent", "log_failure"]
+
+logger: Final = logging.getLogger("signaltrace")
+
+CURSOR: Final[ContextVar[list[Any] | None]] = ContextVar("signaltrace_cursor", default=None)
+
+# Cursor layout.
+K_TRACES: Final = 0
+K_CALL: Final = 1
+K_OPTIONS: Final = 2
+
+#: Traces opened with ``capture(all_threads=True)``; replaced, never mutated.
+GLOBAL_TRACES: tuple[Trace, ...] = ()
+
+_logged: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What to record, resolved from settings once per ``capture()``."""
+
+    ignored: frozenset[object]
+    record_empty: bool
+    record_origin: bool
+    redact: re.Pattern[str] | None
+    max_events: int
+
+
+def current_parent(cursor: list[Any]) -> Any:
+    """The raw receiver call a new dispatch nests under, for this task."""
+    call = cursor[K_CALL]
+    if type(call) is dict:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        return call.get(task)
+    return call
+
+
+def global_cursor() -> list[Any] | None:
+    """A cursor for a flow with none, if an ``all_threads`` capture is open."""
+    traces = GLOBAL_TRACES
+    if not traces:
+        return None
+    return [traces, None, traces[-1].options]
+
+
+def add_global(trace: Trace) -> None:
+    global GLOBAL_TRACES
+    GLOBAL_TRACES = (*GLOBAL_TRACES, trace)
+
+
+def remove_global(trace: Trace) -> None:
+    global GLOBAL_TRACES
+    GLOBAL_TRACES = tuple(t for t in GLOBAL_TRACES if t is not trace)
+
+
+def log_failure(where: str, exc: BaseException) -> None:
+    """Log an internal failure once per place; the traced code never sees it."""
+    if where in _logged:
+        return
+    _logged.add(where)
+    logger.warning(
+        "signaltrace: internal error in %s; recording continues without it.",
+        where,
+        exc_info=exc,
+    )

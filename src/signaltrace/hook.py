@@ -1,0 +1,472 @@
+"""The hook: Django's (and blinker's) send methods with recording inline.
+
+:func:`install` replaces ``Signal.send``, ``send_robust``, ``asend`` and
+``asend_robust`` on :class:`django.dispatch.Signal` (so signals created later
+and third-party subclasses are traced too) and ``send``/``send_async`` on
+:class:`blinker.Signal`. Each replacement is Django's own loop, reproduced
+line for line, with timing added *inline*: receivers are called from the same
+frame Django calls them from, with the same arguments, so stack depth,
+``(receiver, response)`` pairs, exceptions and logging are exactly Django's.
+Wrapping receivers (as some tracers do) would put the wrapper into the
+responses and add frames; see ``explanation/architecture``.
+
+With nothing capturing, each method costs one :class:`~contextvars.ContextVar`
+lookup more than Django's. :func:`uninstall` puts Django's functions back
+(the very same function objects).
+"""
+
+from __future__ import annotations
+
+from inspect import iscoroutinefunction
+from time import perf_counter_ns
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.dispatch import Signal
+from django.dispatch.dispatcher import NO_RECEIVERS
+
+from . import _compat
+from . import context as _ctx
+from ._compat import async_runner, new_call
+from ._record import error_info, open_dispatch
+from .context import CURSOR
+from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
+
+__all__ = ["install", "is_installed", "uninstall"]
+
+_DJANGO_METHODS = ("send", "send_robust", "asend", "asend_robust")
+_BLINKER_METHODS = ("send", "send_async")
+_originals: dict[tuple[type, str], Any] = {}
+
+
+# -- Django -----------------------------------------------------------------
+# Each function below is Django's method of the same name (5.2 to 6.1: the
+# sync ones are identical across versions; the async parts live in _compat).
+# The first branch is Django's code verbatim; the second adds recording.
+
+
+def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    responses = []
+    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (sync_receivers or async_receivers or cursor[2].record_empty)
+        or (
+            dispatch := open_dispatch(
+                self, sender, named, "send", cursor, len(sync_receivers) + len(async_receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in sync_receivers:
+            response = receiver(signal=self, sender=sender, **named)
+            responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, False, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in sync_receivers:
+            call = own[1] = new_call(receiver, False, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            call[C_END] = perf_counter_ns()
+            responses.append((receiver, response))
+        own[1] = None
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, False, dispatch, cursor[2])
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return responses
+
+
+def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+
+    # Call each receiver with whatever arguments it can accept.
+    # Return a list of tuple pairs [(receiver, response), ... ].
+    responses: list[tuple[Any, Any]] = []
+    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (sync_receivers or async_receivers or cursor[2].record_empty)
+        or (
+            dispatch := open_dispatch(
+                self,
+                sender,
+                named,
+                "send_robust",
+                cursor,
+                len(sync_receivers) + len(async_receivers),
+            )
+        )
+        is None
+    ):
+        for receiver in sync_receivers:
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                responses.append((receiver, err))
+            else:
+                responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, True, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in sync_receivers:
+            call = own[1] = new_call(receiver, False, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(err)
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                responses.append((receiver, err))
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            else:
+                call[C_END] = perf_counter_ns()
+                responses.append((receiver, response))
+        own[1] = None
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, True, dispatch, cursor[2])
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return responses
+
+
+def _sync_part(
+    self: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    receivers: list[Any],
+    robust: bool,
+    dispatch: list[Any] | None,
+    options: Any,
+) -> Any:
+    """The ``sync_send`` that ``asend``/``asend_robust`` run in a thread."""
+    if not receivers:
+
+        async def sync_send() -> list[tuple[Any, Any]]:
+            return []
+
+        return sync_send
+
+    if dispatch is None:
+        if robust:
+
+            @sync_to_async
+            def sync_send() -> list[tuple[Any, Any]]:
+                responses = []
+                for receiver in receivers:
+                    try:
+                        response = receiver(signal=self, sender=sender, **named)
+                    except Exception as err:
+                        self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                        responses.append((receiver, err))
+                    else:
+                        responses.append((receiver, response))
+                return responses
+
+        else:
+
+            @sync_to_async
+            def sync_send() -> list[tuple[Any, Any]]:
+                responses = []
+                for receiver in receivers:
+                    response = receiver(signal=self, sender=sender, **named)
+                    responses.append((receiver, response))
+                return responses
+
+        return sync_send
+
+    @sync_to_async
+    def sync_send() -> list[tuple[Any, Any]]:
+        responses = []
+        own = [dispatch[D_TRACES], None, options]
+        token = CURSOR.set(own)
+        try:
+            for receiver in receivers:
+                call = own[1] = new_call(receiver, False, dispatch)
+                call[C_START] = perf_counter_ns()
+                try:
+                    response = receiver(signal=self, sender=sender, **named)
+                except Exception as err:
+                    call[C_END] = perf_counter_ns()
+                    call[C_ERROR] = error_info(err)
+                    if not robust:
+                        raise
+                    self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                    responses.append((receiver, err))
+                except BaseException as exc:
+                    call[C_END] = perf_counter_ns()
+                    call[C_ERROR] = error_info(exc)
+                    raise
+                else:
+                    call[C_END] = perf_counter_ns()
+                    responses.append((receiver, response))
+        finally:
+            CURSOR.reset(token)
+        return responses
+
+    return sync_send
+
+
+async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
+    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    dispatch = None
+    options = None
+    if (
+        cursor is not None
+        and self not in cursor[2].ignored
+        and (sync_receivers or async_receivers or cursor[2].record_empty)
+    ):
+        options = cursor[2]
+        dispatch = open_dispatch(
+            self,
+            sender,
+            named,
+            "asend_robust" if robust else "asend",
+            cursor,
+            len(sync_receivers) + len(async_receivers),
+        )
+    sync_send = _sync_part(self, sender, named, sync_receivers, robust, dispatch, options)
+    run_async = async_runner(self, sender, named, async_receivers, robust, dispatch, options)
+    try:
+        if _compat.SHAPE == "taskgroup":
+            responses = await sync_send()
+            async_responses = await run_async()
+        else:
+            import asyncio
+
+            responses, async_responses = await asyncio.gather(sync_send(), run_async())
+        responses.extend(zip(async_receivers, async_responses, strict=True))
+        return responses
+    finally:
+        if dispatch is not None:
+            dispatch[D_END] = perf_counter_ns()
+
+
+async def asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    return await _asend(self, sender, named, False)  # type: ignore[no-any-return]
+
+
+async def asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    return await _asend(self, sender, named, True)  # type: ignore[no-any-return]
+
+
+_DJANGO_REPLACEMENTS = {
+    "send": send,
+    "send_robust": send_robust,
+    "asend": asend,
+    "asend_robust": asend_robust,
+}
+
+
+# -- blinker ----------------------------------------------------------------
+
+
+def blinker_send(
+    self: Any, sender: Any = None, /, *, _async_wrapper: Any = None, **kwargs: Any
+) -> list[tuple[Any, Any]]:
+    if self.is_muted:
+        return []
+
+    results = []
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (self.has_receivers_for(sender) or cursor[2].record_empty)
+        or (
+            dispatch := open_dispatch(
+                self, sender, kwargs, "blinker.send", cursor, len(self.receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in self.receivers_for(sender):
+            if iscoroutinefunction(receiver):
+                if _async_wrapper is None:
+                    raise RuntimeError("Cannot send to a coroutine function.")
+
+                result = _async_wrapper(receiver)(sender, **kwargs)
+            else:
+                result = receiver(sender, **kwargs)
+
+            results.append((receiver, result))
+
+        return results
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in self.receivers_for(sender):
+            is_async = iscoroutinefunction(receiver)
+            if is_async and _async_wrapper is None:
+                raise RuntimeError("Cannot send to a coroutine function.")
+            call = own[1] = new_call(receiver, is_async, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                if is_async:
+                    result = _async_wrapper(receiver)(sender, **kwargs)
+                else:
+                    result = receiver(sender, **kwargs)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            call[C_END] = perf_counter_ns()
+            results.append((receiver, result))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return results
+
+
+async def blinker_send_async(
+    self: Any, sender: Any = None, /, *, _sync_wrapper: Any = None, **kwargs: Any
+) -> list[tuple[Any, Any]]:
+    if self.is_muted:
+        return []
+
+    results = []
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (self.has_receivers_for(sender) or cursor[2].record_empty)
+        or (
+            dispatch := open_dispatch(
+                self, sender, kwargs, "blinker.send_async", cursor, len(self.receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in self.receivers_for(sender):
+            if not iscoroutinefunction(receiver):
+                if _sync_wrapper is None:
+                    raise RuntimeError("Cannot send to a non-coroutine function.")
+
+                result = await _sync_wrapper(receiver)(sender, **kwargs)
+            else:
+                result = await receiver(sender, **kwargs)
+
+            results.append((receiver, result))
+
+        return results
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in self.receivers_for(sender):
+            is_async = iscoroutinefunction(receiver)
+            if not is_async and _sync_wrapper is None:
+                raise RuntimeError("Cannot send to a non-coroutine function.")
+            call = own[1] = new_call(receiver, is_async, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                if is_async:
+                    result = await receiver(sender, **kwargs)
+                else:
+                    result = await _sync_wrapper(receiver)(sender, **kwargs)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            call[C_END] = perf_counter_ns()
+            results.append((receiver, result))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return results
+
+
+_BLINKER_REPLACEMENTS = {"send": blinker_send, "send_async": blinker_send_async}
+
+
+# -- install ----------------------------------------------------------------
+
+
+def _blinker_signal_class() -> type | None:
+    try:
+        import blinker
+    except ImportError:  # pragma: no cover - blinker is a dependency
+        return None
+    return blinker.Signal
+
+
+def install(*, blinker: bool | None = None) -> None:
+    """Trace every Django (and, by default, blinker) signal dispatch.
+
+    Idempotent. Raises :exc:`~django.core.exceptions.ImproperlyConfigured` if
+    ``SIGNALTRACE`` is invalid or this Django's dispatch shape is unknown.
+
+    :param blinker: also hook :class:`blinker.Signal`; defaults to the
+        ``TRACE_BLINKER`` setting.
+
+    .. versionadded:: 0.1.0
+    """
+    from .conf import validated_config
+
+    config = validated_config()
+    if not _compat.SUPPORTED:
+        raise ImproperlyConfigured("signaltrace supports Django 5.2 and newer.")
+    for name in _DJANGO_METHODS:
+        if (Signal, name) not in _originals:
+            _originals[(Signal, name)] = Signal.__dict__[name]
+            setattr(Signal, name, _DJANGO_REPLACEMENTS[name])
+    trace_blinker = config["TRACE_BLINKER"] if blinker is None else blinker
+    blinker_cls = _blinker_signal_class()
+    if trace_blinker and blinker_cls is not None:
+        for name in _BLINKER_METHODS:
+            if (blinker_cls, name) not in _originals:
+                _originals[(blinker_cls, name)] = blinker_cls.__dict__[name]
+                setattr(blinker_cls, name, _BLINKER_REPLACEMENTS[name])
+
+
+def uninstall() -> None:
+    """Put Django's and blinker's own send methods back. Idempotent.
+
+    .. versionadded:: 0.1.0
+    """
+    for (cls, name), original in list(_originals.items()):
+        setattr(cls, name, original)
+        del _originals[(cls, name)]
+
+
+def is_installed() -> bool:
+    """Whether :func:`install` is in effect.
+
+    .. versionadded:: 0.1.0
+    """
+    return bool(_originals)
