@@ -342,7 +342,7 @@ class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
         self._previous: list[Any] | None = None
 
     def __enter__(self) -> Trace:
-        from .hook import install, is_installed
+        from .hook import install, is_installed, watch_empty
 
         if self.trace is not None:
             raise RuntimeError("this capture() is already in use; create a new one")
@@ -357,6 +357,8 @@ class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
         else:
             cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
         self._token = CURSOR.set(cursor)
+        if options.record_empty:
+            watch_empty(1)
         if self.all_threads:
             add_global(trace)
         return trace
@@ -376,6 +378,10 @@ class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
             CURSOR.set(self._previous)
         if self.all_threads:
             remove_global(trace)
+        if trace.options.record_empty:
+            from .hook import watch_empty
+
+            watch_empty(-1)
         trace.close()
 
     async def __aenter__(self) -> Trace:

@@ -31,13 +31,32 @@ from . import context as _ctx
 from ._compat import async_runner, new_call
 from ._record import error_info, open_dispatch
 from .context import CURSOR
-from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
+from .records import C_END, C_ERROR, C_START, D_END, D_START, D_TRACES
 
 __all__ = ["install", "is_installed", "uninstall"]
+
+#: How many open captures record dispatches without receivers (RECORD_EMPTY);
+#: checked on Django's no-receivers fast exit, which otherwise stays untouched.
+EMPTY_WATCHERS = 0
 
 _DJANGO_METHODS = ("send", "send_robust", "asend", "asend_robust")
 _BLINKER_METHODS = ("send", "send_async")
 _originals: dict[tuple[type, str], Any] = {}
+
+
+def watch_empty(delta: int) -> None:
+    """Count captures that want empty dispatches recorded (see ``RECORD_EMPTY``)."""
+    global EMPTY_WATCHERS
+    EMPTY_WATCHERS += delta
+
+
+def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
+    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    if cursor is None or signal in cursor[2].ignored or not cursor[2].record_empty:
+        return
+    dispatch = open_dispatch(signal, sender, named, method, cursor, 0)
+    if dispatch is not None:
+        dispatch[D_END] = dispatch[D_START]
 
 
 # -- Django -----------------------------------------------------------------
@@ -48,6 +67,8 @@ _originals: dict[tuple[type, str], Any] = {}
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "send")
         return []
     responses = []
     sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
@@ -96,6 +117,8 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
 
 def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "send_robust")
         return []
 
     # Call each receiver with whatever arguments it can accept.
@@ -276,12 +299,16 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
 
 async def asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "asend")
         return []
     return await _asend(self, sender, named, False)  # type: ignore[no-any-return]
 
 
 async def asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "asend_robust")
         return []
     return await _asend(self, sender, named, True)  # type: ignore[no-any-return]
 
