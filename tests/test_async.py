@@ -114,7 +114,9 @@ class TestAsend:
         signal.connect(async_a)
         signal.connect(sync_c)
         signal.connect(async_b)
-        responses, trace = run(lambda: self._maybe_capture(capturing, lambda: signal.asend(sender=None)))
+        responses, trace = run(
+            lambda: self._maybe_capture(capturing, lambda: signal.asend(sender=None))
+        )
         assert responses == [(sync_c, "sync-c"), (async_a, "async-a"), (async_b, "async-b")]
         if trace:
             assert {c.receiver_name.rsplit(".", 1)[1] for c in trace.calls} == {
@@ -184,7 +186,9 @@ class TestAsend:
 
     def test_no_receivers(self, signal, capturing):
         """asend() with nobody connected returns []."""
-        responses, _ = run(lambda: self._maybe_capture(capturing, lambda: signal.asend(sender=None)))
+        responses, _ = run(
+            lambda: self._maybe_capture(capturing, lambda: signal.asend(sender=None))
+        )
         assert responses == []
         signal.connect(sync_c, sender="other")
         responses, _ = run(
@@ -236,9 +240,7 @@ class TestAsyncNesting:
                     "async_a",
                     "async_b",
                 }
-            assert [c.receiver_name for c in call.children[3].calls] == [
-                "tests.test_async.sync_c"
-            ]
+            assert [c.receiver_name for c in call.children[3].calls] == ["tests.test_async.sync_c"]
         # Nothing leaked into the caller's context.
         assert signaltrace.context.CURSOR.get() is None
 

@@ -63,7 +63,10 @@ class TestUserProfile:
         assert post.kwargs["update_fields"] is None
         assert post.origin is not None
         assert post.origin.filename == __file__
-        assert post.origin.function == "TestUserProfile.test_create_and_delete_records_the_seed_receivers"
+        assert (
+            post.origin.function
+            == "TestUserProfile.test_create_and_delete_records_the_seed_receivers"
+        )
         assert trace.find(receiver=create_user_profile, sender=User, signal="post_save")
         assert trace.find(receiver="tests.testapp.signals.backup_user_data")
         assert not trace.find(receiver=backup_user_data, signal=post_save)

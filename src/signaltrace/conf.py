@@ -3,7 +3,7 @@
 All settings live in one dict; every key has a default here and a paragraph in
 ``docs/reference/settings.md``. :func:`get_config` merges the user's dict over
 :data:`DEFAULTS` and caches the result for as long as ``settings.SIGNALTRACE``
-is the same object, so ``override_settings`` is picked up without connecting a
+(and ``DEBUG``) are the same, so ``override_settings`` is picked up without connecting a
 receiver to ``setting_changed`` (signaltrace never connects receivers of its
 own: they would change ``has_listeners()`` and show up in traces).
 """
@@ -47,7 +47,7 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     "TRACE_BLINKER": ((bool,), "a bool"),
 }
 
-_cache: tuple[object, dict[str, Any]] | None = None
+_cache: tuple[object, bool, dict[str, Any]] | None = None
 
 
 def _user_settings() -> object:
@@ -89,15 +89,16 @@ def get_config() -> dict[str, Any]:
     """The merged settings (defaults, then ``SIGNALTRACE``), without validation."""
     global _cache
     user = _user_settings()
+    debug = bool(getattr(settings, "DEBUG", False))
     cached = _cache
-    if cached is not None and cached[0] is user:
-        return cached[1]
+    if cached is not None and cached[0] is user and cached[1] is debug:
+        return cached[2]
     merged = dict(DEFAULTS)
     if isinstance(user, Mapping):
         merged.update(user)
     if merged["ENABLED"] is None:
-        merged["ENABLED"] = bool(getattr(settings, "DEBUG", False))
-    _cache = (user, merged)
+        merged["ENABLED"] = debug
+    _cache = (user, debug, merged)
     return merged
 
 
