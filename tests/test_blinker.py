@@ -59,7 +59,7 @@ class TestBlinker:
         sig.connect(on_paid_async)
         with (
             signaltrace.capture() if capturing else _null(),
-            pytest.raises(RuntimeError, match="Cannot send to a coroutine function."),
+            pytest.raises(RuntimeError, match=r"Cannot send to a coroutine function\."),
         ):
             sig.send(None)
 
@@ -68,7 +68,7 @@ class TestBlinker:
             raise ValueError("blinker boom")
 
         sig.connect(bad)
-        with signaltrace.capture() as trace, pytest.raises(ValueError):
+        with signaltrace.capture() as trace, pytest.raises(ValueError, match="blinker boom"):
             sig.send(None)
         assert trace.calls[0].error.message == "blinker boom"
 
@@ -116,7 +116,7 @@ class TestBlinker:
             else:
                 await sig.send_async(None)
 
-        with pytest.raises(RuntimeError, match="Cannot send to a non-coroutine function."):
+        with pytest.raises(RuntimeError, match=r"Cannot send to a non-coroutine function\."):
             asyncio.run(main())
 
     def test_send_async_exception_recorded(self, sig):

@@ -14,7 +14,7 @@ from django.dispatch import Signal
 
 import signaltrace
 from tests.testapp.models import Profile
-from tests.testapp.signals import backup_user_data, create_user_profile, save_user_profile
+from tests.testapp.signals import backup_user_data, create_user_profile
 
 inner_signal = Signal()
 outer_signal = Signal()

@@ -116,7 +116,7 @@ class TestChecks:
         with pytest.raises(ImproperlyConfigured, match=r"SIGNALTRACE\['ENABLED'\] must be a bool"):
             signaltrace.install()
         settings.SIGNALTRACE = {"TYPO": 1}
-        with pytest.raises(ImproperlyConfigured, match="Did you mean|Valid keys"):
+        with pytest.raises(ImproperlyConfigured, match=r"Did you mean|Valid keys"):
             signaltrace.install()
 
     def test_bad_ignore_signal_is_logged_not_raised(self, settings, caplog):

@@ -113,7 +113,7 @@ class TestTransparency:
 
         signal.connect(raiser)
         signal.connect(receiver_a)
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError, match="mine") as info:
             self._run(capturing, lambda: signal.send(sender=None))
         assert info.value is error
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import typing
 import uuid
 from unittest import mock
 
@@ -17,7 +18,7 @@ from signaltrace import naming
 class Explodes:
     """Counts every way of turning it into text or probing its attributes."""
 
-    touched: list[str] = []
+    touched: typing.ClassVar[list[str]] = []
 
     def __str__(self):
         Explodes.touched.append("str")

@@ -106,7 +106,9 @@ async def _run_parallel(
         _restore_context(context=context)
 
 
-def _robust(signal: Any, receiver: Receiver, call: list[Any] | None, sender: Any, named: Any) -> Any:
+def _robust(
+    signal: Any, receiver: Receiver, call: list[Any] | None, sender: Any, named: Any
+) -> Any:
     """Django's ``asend_and_wrap_exception``, recording the swallowed error."""
 
     async def asend_and_wrap_exception() -> Any:
@@ -164,7 +166,9 @@ def async_runner(
 
     def make_coros() -> list[Coroutine[Any, Any, Any]]:
         if robust:
-            return [_robust(signal, r, c, sender, named) for r, c in zip(receivers, calls, strict=True)]
+            return [
+                _robust(signal, r, c, sender, named) for r, c in zip(receivers, calls, strict=True)
+            ]
         return [receiver(signal=signal, sender=sender, **named) for receiver in receivers]
 
     if SHAPE == "taskgroup":

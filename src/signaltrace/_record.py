@@ -15,8 +15,8 @@ import weakref
 from time import perf_counter_ns
 from typing import Any, Final
 
-from . import naming
 from . import context as _ctx
+from . import naming
 from .context import K_OPTIONS, K_TRACES, current_parent, log_failure
 from .records import C_CHILDREN, ErrorInfo
 
@@ -69,9 +69,9 @@ _INTERNAL_DIRS: Final = tuple(
     os.path.dirname(os.path.abspath(mod.__file__)) + os.sep
     for mod in (sys.modules["django"], sys.modules[__package__ or "signaltrace"])
     if getattr(mod, "__file__", None)
-) + (
-    os.path.dirname(os.path.abspath(sys.modules["asyncio"].__file__ or "")) + os.sep,
-    os.path.dirname(os.path.abspath(sys.modules["contextlib"].__file__ or "")) + os.sep,
+) + tuple(
+    os.path.dirname(os.path.abspath(sys.modules[name].__file__ or "")) + os.sep
+    for name in ("asyncio", "contextlib")
 )
 _INTERNAL_CODE: dict[types.CodeType, bool] = {}
 

@@ -87,8 +87,7 @@ def current_options(max_events: int | None = None) -> Options:
 def _signal_matches(dispatch: Dispatch, signal: object) -> bool:
     if isinstance(signal, str):
         return signal in (dispatch.signal_name, dispatch.signal_path)
-    name, path = naming.signal_label(signal)
-    return dispatch.signal_path == path
+    return dispatch.signal_path == naming.signal_label(signal)[1]
 
 
 def _sender_matches(dispatch: Dispatch, sender: object) -> bool:
@@ -249,11 +248,7 @@ class Trace:
     @property
     def receiver_time_ns(self) -> int:
         """Time spent in top-level receiver calls (nested time counted once)."""
-        return sum(
-            call.duration_ns or 0
-            for dispatch in self.roots
-            for call in dispatch.calls
-        )
+        return sum(call.duration_ns or 0 for dispatch in self.roots for call in dispatch.calls)
 
     def find(
         self,
@@ -310,7 +305,7 @@ class Trace:
         )
 
 
-class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
+class capture:
     """Record every dispatch and receiver call made in this block.
 
     Works as ``with`` and ``async with``; yields a :class:`Trace`. Captures
@@ -370,7 +365,8 @@ class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
         tb: TracebackType | None,
     ) -> None:
         trace = self.trace
-        assert trace is not None and self._token is not None, "capture() was not entered"
+        if trace is None or self._token is None:
+            raise RuntimeError("capture() was not entered")
         try:
             CURSOR.reset(self._token)
         except ValueError:
@@ -394,4 +390,3 @@ class capture:  # noqa: N801 - used like a function, as contextlib's helpers are
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-

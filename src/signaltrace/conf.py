@@ -106,6 +106,6 @@ def validated_config() -> dict[str, Any]:
     """:func:`get_config`, raising :exc:`ImproperlyConfigured` on the first error."""
     errors = config_errors(_user_settings())
     if errors:
-        key, message, hint = errors[0]
+        _key, message, hint = errors[0]
         raise ImproperlyConfigured(f"{message} {hint}" if hint else message)
     return get_config()

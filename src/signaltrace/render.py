@@ -134,9 +134,7 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
     if not roots:
         lines.append("(no signals dispatched)")
     if trace.dropped:
-        lines.append(
-            f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)"
-        )
+        lines.append(f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)")
     return "\n".join(lines)
 
 

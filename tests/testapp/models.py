@@ -4,17 +4,24 @@ from django.conf import settings
 from django.db import models
 
 
-class Profile(models.Model):
+class NeverStr:
+    """signaltrace must label instances without calling user code."""
+
+    def __str__(self) -> str:
+        raise AssertionError("signaltrace called __str__ on a model instance")
+
+
+class Profile(NeverStr, models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
     )
     bio = models.TextField(blank=True)
 
 
-class Backup(models.Model):
+class Backup(NeverStr, models.Model):
     username = models.CharField(max_length=150)
 
 
-class Tag(models.Model):
+class Tag(NeverStr, models.Model):
     name = models.CharField(max_length=50)
     profiles = models.ManyToManyField(Profile, related_name="tags")

@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine (only Python and pip needed):
+#   make demo   set up and run the demo site (tour, then the dev server)
+#   make test   set up and run the whole test suite (matrix, transparency, lint, typing, docs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+# pyenv (present on the project's machines) resolves python3.11/3.12/3.13 only
+# when PYENV_VERSION names them.
+export PYENV_VERSION := $(shell command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -E '^3\.1[1-3]\.[0-9]+$$' | sort -t. -k2,2n -k3,3nr | sort -t. -k2,2n -u | paste -sd: -)
+
+.PHONY: demo test tools clean
+
+$(VENV)/.tools: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet "tox>=4.11" -e .
+	touch $@
+
+tools: $(VENV)/.tools
+
+test: $(VENV)/.tools
+	$(VENV)/bin/tox run
+
+demo: $(VENV)/.tools
+	cd demo_site && ../$(VENV)/bin/python manage.py migrate --no-input
+	cd demo_site && ../$(VENV)/bin/python manage.py demo_tour
+	@echo "Demo site: http://127.0.0.1:8000/  (Ctrl-C to stop)"
+	cd demo_site && ../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
+
+clean:
+	rm -rf $(VENV) .tox .cache .coverage .coverage.* coverage.xml docs/_build
