@@ -66,12 +66,9 @@ def error_info(exc: BaseException) -> ErrorInfo:
 # -- origin -------------------------------------------------------------------
 
 _INTERNAL_DIRS: Final = tuple(
-    os.path.dirname(os.path.abspath(mod.__file__)) + os.sep
-    for mod in (sys.modules["django"], sys.modules[__package__ or "signaltrace"])
-    if getattr(mod, "__file__", None)
-) + tuple(
-    os.path.dirname(os.path.abspath(sys.modules[name].__file__ or "")) + os.sep
-    for name in ("asyncio", "contextlib")
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for name in ("django", __package__ or "signaltrace", "asyncio", "contextlib")
+    if (path := getattr(sys.modules[name], "__file__", None))
 )
 _INTERNAL_CODE: dict[types.CodeType, bool] = {}
 
@@ -107,7 +104,7 @@ _REDACTED: Final = "[redacted]"
 
 def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
     redact = options.redact
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in named.items():
         if redact is not None and redact.search(key):
             out[key] = _REDACTED

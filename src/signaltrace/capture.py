@@ -25,7 +25,6 @@ from .conf import get_config
 from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
 from .records import (
     C_ASYNC,
-    C_CHILDREN,
     C_END,
     C_ERROR,
     C_RECEIVER,
@@ -215,12 +214,6 @@ class Trace:
                 else:
                     dispatch.parent = parent_call
                     parent_call.children.append(dispatch)
-            for raw in raws:
-                for raw_call in raw[D_CALLS]:
-                    call = call_map.get(id(raw_call))
-                    if call is not None and raw_call[C_CHILDREN]:
-                        order = {id(d): i for i, d in enumerate(raw_call[C_CHILDREN])}
-                        call.children.sort(key=lambda d: order.get(id(d), 0))
             calls.sort(key=lambda c: c.start_ns)
             self._built = (len(raws), ends, dispatches, roots, calls)
             return dispatches, roots, calls
@@ -327,7 +320,7 @@ class capture:
         label: str | None = None,
         max_events: int | None = None,
     ) -> None:
-        if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
+        if max_events is not None and (type(max_events) is not int or max_events < 1):
             raise ValueError(f"max_events must be a positive int, got {max_events!r}")
         self.all_threads = all_threads
         self.label = label

@@ -71,7 +71,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             _record_empty(self, sender, named, "send")
         return []
     responses = []
-    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
     if (
         cursor is None
@@ -124,7 +124,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     # Call each receiver with whatever arguments it can accept.
     # Return a list of tuple pairs [(receiver, response), ... ].
     responses: list[tuple[Any, Any]] = []
-    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
     if (
         cursor is None
@@ -184,6 +184,10 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     return responses
 
 
+async def _no_sync_receivers() -> list[tuple[Any, Any]]:
+    return []
+
+
 def _sync_part(
     self: Signal,
     sender: Any,
@@ -195,17 +199,13 @@ def _sync_part(
 ) -> Any:
     """The ``sync_send`` that ``asend``/``asend_robust`` run in a thread."""
     if not receivers:
-
-        async def sync_send() -> list[tuple[Any, Any]]:
-            return []
-
-        return sync_send
+        return _no_sync_receivers
 
     if dispatch is None:
         if robust:
 
             @sync_to_async
-            def sync_send() -> list[tuple[Any, Any]]:
+            def sync_send_robust() -> list[tuple[Any, Any]]:
                 responses = []
                 for receiver in receivers:
                     try:
@@ -217,20 +217,20 @@ def _sync_part(
                         responses.append((receiver, response))
                 return responses
 
-        else:
+            return sync_send_robust
 
-            @sync_to_async
-            def sync_send() -> list[tuple[Any, Any]]:
-                responses = []
-                for receiver in receivers:
-                    response = receiver(signal=self, sender=sender, **named)
-                    responses.append((receiver, response))
-                return responses
+        @sync_to_async
+        def sync_send() -> list[tuple[Any, Any]]:
+            responses = []
+            for receiver in receivers:
+                response = receiver(signal=self, sender=sender, **named)
+                responses.append((receiver, response))
+            return responses
 
         return sync_send
 
     @sync_to_async
-    def sync_send() -> list[tuple[Any, Any]]:
+    def sync_send_traced() -> list[tuple[Any, Any]]:
         responses = []
         own = [dispatch[D_TRACES], None, options]
         token = CURSOR.set(own)
@@ -258,11 +258,11 @@ def _sync_part(
             CURSOR.reset(token)
         return responses
 
-    return sync_send
+    return sync_send_traced
 
 
 async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
-    sync_receivers, async_receivers = self._live_receivers(sender)  # type: ignore[attr-defined]
+    sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
     dispatch = None
     options = None

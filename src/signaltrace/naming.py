@@ -108,16 +108,15 @@ def _truncate(value: str) -> str:
 
 
 def _scalar(value: object) -> tuple[bool, object]:
-    if value is None or isinstance(value, (bool, int, float)):
-        # Subclasses of int (enums, IntegerChoices) could carry user __str__; keep
-        # only the plain value.
-        if type(value) in (bool, int, float, type(None)):
-            return True, value
-        if isinstance(value, bool):
-            return True, bool(value)
-        if isinstance(value, int):
-            return True, int.__int__(value)  # type: ignore[arg-type]
-        return True, float.__float__(value)  # type: ignore[arg-type]
+    cls = type(value)
+    if value is None or cls is bool or cls is int or cls is float:
+        return True, value
+    # Subclasses (enums, IntegerChoices) could carry a user __str__: keep the
+    # plain value only.
+    if isinstance(value, int):
+        return True, int.__int__(value)
+    if isinstance(value, float):
+        return True, float.__float__(value)
     if isinstance(value, str):
         return True, _truncate(str.__str__(value))
     return False, None
@@ -148,7 +147,7 @@ def kwarg_value(value: object) -> object:
                 items.append(scalar)
             else:
                 if isinstance(value, (set, frozenset)):
-                    items.sort(key=lambda x: (type(x).__name__, x))  # type: ignore[arg-type,return-value]
+                    items.sort(key=lambda x: (type(x).__name__, x))
                 return items
         return f"<{type_label(cls)} of {len(value)}>"
     model = _queryset_model(value)
@@ -171,14 +170,14 @@ def exception_message(exc: BaseException) -> str:
     args = exc.args
     if not args:
         return ""
-    parts = []
+    parts: list[str] = []
     for arg in args:
         ok, scalar = _scalar(arg)
         if ok:
             parts.append(scalar if isinstance(scalar, str) else repr(scalar))
         else:
             parts.append(f"<{type_label(type(arg))}>")
-    return _truncate(parts[0] if len(parts) == 1 else ", ".join(parts))  # type: ignore[arg-type]
+    return _truncate(parts[0] if len(parts) == 1 else ", ".join(parts))
 
 
 def _code_location(code: types.CodeType | None) -> tuple[str | None, int | None]:
