@@ -62,9 +62,14 @@ def current_parent(cursor: list[Any]) -> Any:
     if type(call) is dict:
         try:
             task = asyncio.current_task()
-        except RuntimeError:
+        except RuntimeError:  # a thread, e.g. sync_to_async inside a receiver
             task = None
-        return call.get(task)
+        found = call.get(task)
+        if found is None and len(call) == 1:
+            # Not one of the receiver tasks (a thread or a sub-task it started);
+            # with a single receiver running, it is still the parent.
+            return next(iter(call.values()))
+        return found
     return call
 
 
