@@ -4,9 +4,15 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-# pyenv (present on the project's machines) resolves python3.11/3.12/3.13 only
-# when PYENV_VERSION names them.
-export PYENV_VERSION := $(shell command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -E '^3\.1[1-3]\.[0-9]+$$' | sort -t. -k2,2n -k3,3nr | sort -t. -k2,2n -u | paste -sd: -)
+# pyenv (present on the project's machines) keeps 3.11/3.12/3.13 under its root;
+# put the newest patch release of each first on PATH so tox finds python3.1x.
+PYENV_ROOT_DIR := $(shell command -v pyenv >/dev/null && pyenv root 2>/dev/null)
+PYENV_PYTHONS := $(shell command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -E '^3\.1[1-3]\.[0-9]+$$' | sort -t. -k2,2n -k3,3nr | sort -t. -k2,2n -u)
+empty :=
+space := $(empty) $(empty)
+ifneq ($(PYENV_PYTHONS),)
+export PATH := $(subst $(space),:,$(foreach v,$(PYENV_PYTHONS),$(PYENV_ROOT_DIR)/versions/$(v)/bin)):$(PATH)
+endif
 
 .PHONY: demo test tools clean
 

@@ -3,13 +3,17 @@
 
 Usage::
 
-    python3 transparency/run.py DJANGO_SPEC PYTHON_VERSION [options] [-- runtests args]
+    python3 transparency/run.py DJANGO_SPEC PYTHON [options] [-- runtests args]
     python3 transparency/run.py "django>=6.1,<6.2" 3.13
+    python3 transparency/run.py "django>=6.1,<6.2" /path/to/python3.13
+
+PYTHON is a version resolved through pyenv (``3.13``, ``3.12.1``) or the path
+of a Python executable (a venv's python is followed to its base interpreter).
 
 Steps (everything cached under ``<repo>/.cache/transparency/``, reused when
 present, so a second run does no network work):
 
-1. a venv ``venvs/<django-spec>-py<version>`` made with pyenv's Python, holding
+1. a venv ``venvs/<django-spec>-py<version>`` made with that Python, holding
    ``DJANGO_SPEC`` and this repository (editable, so the working tree is what
    gets tested); re-made when the spec, the interpreter or ``pyproject.toml``
    change;
@@ -84,35 +88,53 @@ def slug(text: str) -> str:
 # -- interpreter --------------------------------------------------------------
 
 
-def find_python(version: str) -> tuple[Path, str]:
-    """The newest pyenv interpreter whose version is ``version`` or starts with it."""
+_PROBE = (
+    "import os, platform, sys; print(platform.python_version()); "
+    "print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))"
+)
+
+
+def _probe(exe: str | Path) -> tuple[Path, str]:
+    """``(real base interpreter, full version)`` of a Python executable."""
+    out = subprocess.run([str(exe), "-c", _PROBE], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SetupError(f"{exe} does not run: {out.stderr.strip()}")
+    version, base = out.stdout.split()
+    return Path(base), version
+
+
+def find_python(spec: str) -> tuple[Path, str]:
+    """The base interpreter for ``spec`` and its full version.
+
+    ``spec`` is a path to a Python executable (tox passes ``{env_python}``;
+    a venv's python is followed to the interpreter it was made from), or a
+    version (``3.11``, ``3.12.1``): the newest pyenv version equal to it or
+    starting with it, else ``python<spec>`` on PATH.
+    """
+    if os.sep in spec or Path(spec).is_file():
+        if not Path(spec).exists():
+            raise SetupError(f"no Python executable at {spec}")
+        return _probe(spec)
     pyenv = shutil.which("pyenv")
     if pyenv:
         out = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True).stdout
         candidates = [
-            v.strip()
-            for v in out.splitlines()
-            if re.fullmatch(r"\d+\.\d+\.\d+", v.strip())
-            and (v.strip() == version or v.strip().startswith(version + "."))
+            v
+            for v in (line.strip() for line in out.splitlines())
+            if re.fullmatch(r"\d+\.\d+\.\d+", v) and (v == spec or v.startswith(spec + "."))
         ]
         if candidates:
             best = max(candidates, key=lambda v: tuple(int(p) for p in v.split(".")))
             prefix = subprocess.run(
-                [pyenv, "prefix", best], capture_output=True, text=True, check=True
+                [pyenv, "prefix", best], capture_output=True, text=True
             ).stdout.strip()
             exe = Path(prefix) / "bin" / "python3"
-            if exe.exists():
-                return exe, best
-    exe_name = shutil.which(f"python{version}")
+            if prefix and exe.exists():
+                return _probe(exe)
+    exe_name = shutil.which(f"python{spec}")
     if exe_name:
-        full = subprocess.run(
-            [exe_name, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return Path(exe_name), full
-    raise SetupError(f"no Python {version} found (pyenv versions --bare, python{version})")
+        return _probe(exe_name)
+    raise SetupError(f"no Python {spec} found (pyenv versions --bare, python{spec} on PATH)")
 
 
 # -- venv ---------------------------------------------------------------------
@@ -137,7 +159,11 @@ def ensure_venv(spec: str, base_python: Path, py_full: str) -> Path:
             ]
         ).encode()
     ).hexdigest()
-    if stamp_file.exists() and stamp_file.read_text().strip() == stamp and venv_python(venv).exists():
+    if (
+        stamp_file.exists()
+        and stamp_file.read_text().strip() == stamp
+        and venv_python(venv).exists()
+    ):
         log(f"reusing venv {venv}")
         return venv
     log(f"creating venv {venv} with Python {py_full}")
@@ -176,13 +202,32 @@ def ensure_sdist(venv: Path, version: str) -> Path:
     archive = _find_sdist(sdists, version)
     if archive is None:
         log(f"downloading the source distribution of Django {version}")
-        pip = [str(venv_python(venv)), "-m", "pip", "download", "--disable-pip-version-check"]
+        pip = [
+            str(venv_python(venv)),
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]
         try:
-            run([*pip, "--no-binary", ":all:", "--no-deps", f"django=={version}", "-d", str(sdists)])
+            run(
+                [*pip, "--no-binary", ":all:", "--no-deps", f"django=={version}", "-d", str(sdists)]
+            )
         except SetupError:
             # --no-binary :all: also applies to the build backend used to read
             # the sdist's metadata; build only Django from source then.
-            run([*pip, "--no-binary", "django", "--no-deps", f"django=={version}", "-d", str(sdists)])
+            run(
+                [
+                    *pip,
+                    "--no-binary",
+                    "django",
+                    "--no-deps",
+                    f"django=={version}",
+                    "-d",
+                    str(sdists),
+                ]
+            )
         archive = _find_sdist(sdists, version)
         if archive is None:
             raise SetupError(f"pip download left no django-{version} sdist in {sdists}")
@@ -248,7 +293,9 @@ def _per_test_results(output: str) -> dict[str, str]:
             current = head.group(2)
             if not current.endswith("." + head.group(1)):
                 current = f"{current}.{head.group(1)}"
-        tail = re.search(r" \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$", line)
+        tail = re.search(
+            r" \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$", line
+        )
         if tail and current:
             results[current] = tail.group(1).split(" ")[0]
             current = None
@@ -256,7 +303,13 @@ def _per_test_results(output: str) -> dict[str, str]:
 
 
 def run_suites(
-    label: str, python: Path, tests_dir: Path, suites: list[str], extra: list[str], traced: bool, log_path: Path
+    label: str,
+    python: Path,
+    tests_dir: Path,
+    suites: list[str],
+    extra: list[str],
+    traced: bool,
+    log_path: Path,
 ) -> Outcome:
     env = dict(os.environ)
     env.pop("SIGNALTRACE_TRANSPARENCY", None)
@@ -268,7 +321,8 @@ def run_suites(
         env["PYTHONPATH"] = str(HOOK_DIR)
         env["SIGNALTRACE_TRANSPARENCY"] = "1"
     cmd = [str(python), "runtests.py", "--parallel=1", "--verbosity=2", *extra, *suites]
-    log(f"{label}: (cd {tests_dir} && {'PYTHONPATH=' + str(HOOK_DIR) + ' SIGNALTRACE_TRANSPARENCY=1 ' if traced else ''}{' '.join(cmd)})")
+    shown_env = f"PYTHONPATH={HOOK_DIR} SIGNALTRACE_TRANSPARENCY=1 " if traced else ""
+    log(f"{label}: (cd {tests_dir} && {shown_env}{' '.join(cmd)})")
     start = time.monotonic()
     proc = subprocess.run(
         cmd, cwd=tests_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -289,12 +343,22 @@ def _failure_excerpt(output: str, limit: int = 12000) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("django_spec", help='pip requirement, e.g. "django>=5.2,<5.3"')
-    parser.add_argument("python_version", help="e.g. 3.11 or 3.12.1 (resolved through pyenv)")
     parser.add_argument(
-        "--suites", nargs="+", default=list(DEFAULT_SUITES), help="runtests.py labels (default: %(default)s)"
+        "python_version",
+        help="e.g. 3.11 or 3.12.1 (resolved through pyenv), or a path to a Python executable",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="skip the run without signaltrace")
-    parser.add_argument("runtests_args", nargs="*", help="after --: extra arguments for runtests.py")
+    parser.add_argument(
+        "--suites",
+        nargs="+",
+        default=list(DEFAULT_SUITES),
+        help="runtests.py labels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the run without signaltrace"
+    )
+    parser.add_argument(
+        "runtests_args", nargs="*", help="after --: extra arguments for runtests.py"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -310,16 +374,28 @@ def main(argv: list[str] | None = None) -> int:
     python = venv_python(venv)
     logs = CACHE / "logs"
     name = f"django-{version}-py{py_full}"
-    log(f"Django {version} (from {args.django_spec!r}) on Python {py_full}; suites: {' '.join(args.suites)}")
+    log(
+        f"Django {version} (from {args.django_spec!r}) on Python {py_full}; suites: {' '.join(args.suites)}"
+    )
 
     baseline = None
     if not args.no_baseline:
         baseline = run_suites(
-            "baseline (no signaltrace)", python, tests_dir, args.suites, args.runtests_args, False,
+            "baseline (no signaltrace)",
+            python,
+            tests_dir,
+            args.suites,
+            args.runtests_args,
+            False,
             logs / f"{name}-baseline.log",
         )
     traced = run_suites(
-        "traced (signaltrace on)", python, tests_dir, args.suites, args.runtests_args, True,
+        "traced (signaltrace on)",
+        python,
+        tests_dir,
+        args.suites,
+        args.runtests_args,
+        True,
         logs / f"{name}-traced.log",
     )
 
@@ -327,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     if not traced.passed:
         problems.append(f"the traced run failed ({traced.status}, exit {traced.returncode})")
     if traced.proof is None:
-        problems.append("the traced run printed no 'signaltrace transparency: recorded' line: the hook never ran")
+        problems.append(
+            "the traced run printed no 'signaltrace transparency: recorded' line: the hook never ran"
+        )
     baseline_failed = baseline is not None and not baseline.passed
     if baseline is not None and baseline.ran != traced.ran:
         problems.append(f"the runs ran different numbers of tests ({baseline.ran} vs {traced.ran})")

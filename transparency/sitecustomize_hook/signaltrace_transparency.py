@@ -185,4 +185,6 @@ def _report_or_die() -> None:
         _say(f"WARNING: {trace.dropped} events were dropped (max_events reached)")
     if problems:
         _die(EXIT_NOT_ACTIVE, "; ".join(problems))
-    _say(f"OK: is_installed()={installed}, Signal send methods hooked, capture open for the whole run")
+    _say(
+        f"OK: is_installed()={installed}, Signal send methods hooked, capture open for the whole run"
+    )

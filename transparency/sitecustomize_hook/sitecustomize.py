@@ -9,6 +9,8 @@ and opens a capture as soon as Django's ``django.setup()`` has run.
 failure is reported and turned into exit status 2 by hand.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
