@@ -218,7 +218,7 @@ class TestFailureContainment:
         def broken(sender):
             raise RuntimeError("labelling broke")
 
-        monkeypatch.setattr(_record.naming, "sender_label", broken)
+        monkeypatch.setattr(_record, "_sender_label", broken)
         monkeypatch.setattr(_record._ctx, "_logged", set())
         signal.connect(receiver_a)
         with caplog.at_level(logging.WARNING, logger="signaltrace"), signaltrace.capture() as trace:

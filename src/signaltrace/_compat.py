@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import types
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from time import perf_counter_ns
 from typing import Any, Final
@@ -41,7 +43,8 @@ Receiver = Callable[..., Any]
 
 def new_call(receiver: Receiver, is_async: bool, dispatch: list[Any]) -> list[Any]:
     """A raw receiver call (layout in :mod:`signaltrace.records`), appended."""
-    call = [describe(receiver), is_async, 0, 0, None, None, dispatch]
+    key = weakref.ref(receiver) if type(receiver) is types.FunctionType else describe(receiver)
+    call = [key, is_async, 0, 0, None, None, dispatch]
     dispatch[D_CALLS].append(call)
     return call
 

@@ -20,7 +20,7 @@ from . import naming
 from .context import K_OPTIONS, K_TRACES, current_parent, log_failure
 from .records import C_CHILDREN, ErrorInfo
 
-__all__ = ["describe", "error_info", "open_dispatch"]
+__all__ = ["class_info", "describe", "error_info", "open_dispatch", "resolve_receiver"]
 
 _FunctionType: Final = types.FunctionType
 _DESC_CACHE: dict[int, tuple[weakref.ref[Any], naming.ReceiverDesc]] = {}
@@ -47,6 +47,65 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
         del _DESC_CACHE[key]
 
 
+_DEAD: Final[naming.ReceiverDesc] = ("<dead receiver>", None, None)
+
+
+def resolve_receiver(key: Any) -> naming.ReceiverDesc:
+    """The description behind a call's receiver key.
+
+    The hook stores a plain :class:`weakref.ref` for function receivers (CPython
+    hands back the same ref object every time, so this costs no allocation and
+    keeps nothing alive) and a ready description for everything else.
+    """
+    if type(key) is tuple:
+        return key
+    receiver = key()
+    if receiver is None:
+        return _DEAD
+    return describe(receiver)
+
+
+# -- classes --------------------------------------------------------------------
+
+#: id(class) -> (weakref to it, label, pk attname or None for non-models).
+_CLASS_INFO: dict[int, tuple[weakref.ref[Any], str, str | None]] = {}
+
+
+def class_info(cls: type) -> tuple[weakref.ref[Any], str, str | None]:
+    """``(ref, label, pk attname)`` of a class, cached while the class lives."""
+    key = id(cls)
+    entry = _CLASS_INFO.get(key)
+    if entry is not None and entry[0]() is cls:
+        return entry
+    label = naming.sender_label(cls)
+    attname = None
+    meta = naming.model_meta(cls)
+    if meta is not None:
+        try:
+            attname = meta.pk.attname
+        except Exception:  # pragma: no cover - abstract or broken models
+            attname = None
+    entry = (weakref.ref(cls, functools.partial(_forget_class, key)), label, attname)
+    _CLASS_INFO[key] = entry
+    return entry
+
+
+def _forget_class(key: int, ref: weakref.ref[Any]) -> None:
+    entry = _CLASS_INFO.get(key)
+    if entry is not None and entry[0] is ref:
+        del _CLASS_INFO[key]
+
+
+def _sender_label(sender: object) -> str:
+    if sender is None:
+        return "None"
+    if isinstance(sender, type):
+        return class_info(sender)[1]
+    if type(sender) is str:
+        return sender if len(sender) <= 200 else naming.sender_label(sender)
+    return naming.sender_label(sender)
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     """Labels for an exception: type, message from ``args``, innermost frame."""
     try:
@@ -70,28 +129,30 @@ _INTERNAL_DIRS: Final = tuple(
     for name in ("django", __package__ or "signaltrace", "asyncio", "contextlib")
     if (path := getattr(sys.modules[name], "__file__", None))
 )
-_INTERNAL_CODE: dict[types.CodeType, bool] = {}
+#: id(code) -> (code, internal?). Keyed by id: hashing a code object hashes its
+#: whole contents, which costs more than the rest of the walk.
+_INTERNAL_CODE: dict[int, tuple[types.CodeType, bool]] = {}
 
 
 def _is_internal(code: types.CodeType) -> bool:
-    internal = _INTERNAL_CODE.get(code)
-    if internal is None:
-        filename = code.co_filename
-        internal = filename.startswith(_INTERNAL_DIRS) or "/asgiref/" in filename
-        if filename.startswith("<") and filename != "<stdin>" and "blinker" in filename:
-            internal = True  # pragma: no cover
-        if len(_INTERNAL_CODE) > 50_000:  # pragma: no cover - bounded cache
-            _INTERNAL_CODE.clear()
-        _INTERNAL_CODE[code] = internal
+    filename = code.co_filename
+    internal = filename.startswith(_INTERNAL_DIRS) or any(
+        part in filename for part in ("/asgiref/", "/blinker/")
+    )
+    if len(_INTERNAL_CODE) > 50_000:  # pragma: no cover - bounded cache
+        _INTERNAL_CODE.clear()
+    _INTERNAL_CODE[id(code)] = (code, internal)
     return internal
 
 
-def _origin(depth: int) -> tuple[str, int, str] | None:
-    frame: types.FrameType | None = sys._getframe(depth)
+def _origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
+    cache = _INTERNAL_CODE
     while frame is not None:
         code = frame.f_code
-        if not _is_internal(code) and "/blinker/" not in code.co_filename:
-            return (code.co_filename, frame.f_lineno, code.co_qualname)
+        entry = cache.get(id(code))
+        internal = entry[1] if entry is not None and entry[0] is code else _is_internal(code)
+        if not internal:
+            return (code, frame.f_lineno)
         frame = frame.f_back
     return None
 
@@ -103,15 +164,35 @@ _REDACTED: Final = "[redacted]"
 
 
 def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
-    redact = options.redact
+    redacted = options.redacted_keys
+    classes = _CLASS_INFO
     out: dict[str, Any] = {}
     for key, value in named.items():
-        if redact is not None and redact.search(key):
+        hide = redacted.get(key)
+        if hide is None:
+            hide = redacted[key] = options.redact is not None and bool(options.redact.search(key))
+            if len(redacted) > 1000:  # pragma: no cover - bounded cache
+                redacted.clear()
+        if hide:
             out[key] = _REDACTED
-        elif type(value) in _SCALARS:
+            continue
+        cls = type(value)
+        if cls in _SCALARS:
             out[key] = value
-        else:
-            out[key] = naming.kwarg_value(value)
+            continue
+        if cls is str:
+            out[key] = value if len(value) <= 200 else naming.kwarg_value(value)
+            continue
+        info = classes.get(id(cls))
+        if info is None or info[0]() is not cls:
+            info = class_info(cls)
+        attname = info[2]
+        if attname is not None:
+            pk = value.__dict__.get(attname)
+            if type(pk) is int or pk is None:
+                out[key] = f"{info[1]} pk={pk}"
+                continue
+        out[key] = naming.kwarg_value(value)
     return out
 
 
@@ -137,29 +218,40 @@ def open_dispatch(
         if _ctx.GLOBAL_TRACES:
             traces = traces + tuple(t for t in _ctx.GLOBAL_TRACES if t not in traces)
         cost = 1 + receivers
-        room = []
-        for trace in traces:
+        if len(traces) == 1:
+            trace = traces[0]
             if trace.closed:
-                continue
+                return None
             if trace.events + cost > trace.max_events:
                 trace.dropped += cost
-                continue
+                return None
             trace.events += cost
-            room.append(trace)
-        if not room:
-            return None
+            room = traces
+        else:
+            fitting = []
+            for trace in traces:
+                if trace.closed:
+                    continue
+                if trace.events + cost > trace.max_events:
+                    trace.dropped += cost
+                    continue
+                trace.events += cost
+                fitting.append(trace)
+            if not fitting:
+                return None
+            room = tuple(fitting)
         parent = current_parent(cursor)
         dispatch = [
             weakref.ref(signal),
-            naming.sender_label(sender),
-            _kwargs(named, options),
+            _sender_label(sender),
+            _kwargs(named, options) if named else {},
             method,
             perf_counter_ns(),
             0,
-            _origin(2) if options.record_origin else None,
+            _origin(sys._getframe(2)) if parent is None and options.record_origin else None,
             [],
             parent,
-            tuple(room),
+            room,
             receivers,
         ]
         if parent is not None:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class Options:
     record_origin: bool
     redact: re.Pattern[str] | None
     max_events: int
+    #: Per-key cache of the redaction decision (keys are a small, finite set).
+    redacted_keys: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
 
 def current_parent(cursor: list[Any]) -> Any:

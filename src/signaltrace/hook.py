@@ -17,6 +17,8 @@ lookup more than Django's. :func:`uninstall` puts Django's functions back
 
 from __future__ import annotations
 
+import types
+import weakref
 from inspect import iscoroutinefunction
 from time import perf_counter_ns
 from typing import Any
@@ -29,11 +31,18 @@ from django.dispatch.dispatcher import NO_RECEIVERS
 from . import _compat
 from . import context as _ctx
 from ._compat import async_runner, new_call
-from ._record import error_info, open_dispatch
+from ._record import describe, error_info, open_dispatch
 from .context import CURSOR
-from .records import C_END, C_ERROR, C_START, D_END, D_START, D_TRACES
+from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
 
 __all__ = ["install", "is_installed", "uninstall"]
+
+_FUNCTION = types.FunctionType
+key = weakref.ref
+
+#: How many captures are open (any thread). While zero, dispatch skips even the
+#: context lookup: installed-but-idle costs one global read.
+CAPTURING = 0
 
 #: How many open captures record dispatches without receivers (RECORD_EMPTY);
 #: checked on Django's no-receivers fast exit, which otherwise stays untouched.
@@ -44,6 +53,16 @@ _BLINKER_METHODS = ("send", "send_async")
 _originals: dict[tuple[type, str], Any] = {}
 
 
+def _global_cursor() -> list[Any] | None:
+    return _ctx.global_cursor() if _ctx.GLOBAL_TRACES else None
+
+
+def watch_captures(delta: int) -> None:
+    """Count open captures (called by ``capture()``, under its lock)."""
+    global CAPTURING
+    CAPTURING += delta
+
+
 def watch_empty(delta: int) -> None:
     """Count captures that want empty dispatches recorded (see ``RECORD_EMPTY``)."""
     global EMPTY_WATCHERS
@@ -51,7 +70,7 @@ def watch_empty(delta: int) -> None:
 
 
 def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     if cursor is None or signal in cursor[2].ignored or not cursor[2].record_empty:
         return
     dispatch = open_dispatch(signal, sender, named, method, cursor, 0)
@@ -72,7 +91,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return []
     responses = []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     if (
         cursor is None
         or self in cursor[2].ignored
@@ -92,10 +111,20 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
     own = [dispatch[D_TRACES], None, cursor[2]]
+    calls_append = dispatch[D_CALLS].append
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
-            call = own[1] = new_call(receiver, False, dispatch)
+            call = own[1] = [
+                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
+                False,
+                0,
+                0,
+                None,
+                None,
+                dispatch,
+            ]
+            calls_append(call)
             call[C_START] = perf_counter_ns()
             try:
                 response = receiver(signal=self, sender=sender, **named)
@@ -125,7 +154,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     # Return a list of tuple pairs [(receiver, response), ... ].
     responses: list[tuple[Any, Any]] = []
     sync_receivers, async_receivers = self._live_receivers(sender)
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     if (
         cursor is None
         or self in cursor[2].ignored
@@ -155,10 +184,20 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
     own = [dispatch[D_TRACES], None, cursor[2]]
+    calls_append = dispatch[D_CALLS].append
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
-            call = own[1] = new_call(receiver, False, dispatch)
+            call = own[1] = [
+                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
+                False,
+                0,
+                0,
+                None,
+                None,
+                dispatch,
+            ]
+            calls_append(call)
             call[C_START] = perf_counter_ns()
             try:
                 response = receiver(signal=self, sender=sender, **named)
@@ -233,10 +272,20 @@ def _sync_part(
     def sync_send_traced() -> list[tuple[Any, Any]]:
         responses = []
         own = [dispatch[D_TRACES], None, options]
+        calls_append = dispatch[D_CALLS].append
         token = CURSOR.set(own)
         try:
             for receiver in receivers:
-                call = own[1] = new_call(receiver, False, dispatch)
+                call = own[1] = [
+                    key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
+                    False,
+                    0,
+                    0,
+                    None,
+                    None,
+                    dispatch,
+                ]
+                calls_append(call)
                 call[C_START] = perf_counter_ns()
                 try:
                     response = receiver(signal=self, sender=sender, **named)
@@ -263,7 +312,7 @@ def _sync_part(
 
 async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
     sync_receivers, async_receivers = self._live_receivers(sender)
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     dispatch = None
     options = None
     if (
@@ -331,7 +380,7 @@ def blinker_send(
         return []
 
     results = []
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     if (
         cursor is None
         or self in cursor[2].ignored
@@ -388,7 +437,7 @@ async def blinker_send_async(
         return []
 
     results = []
-    cursor = CURSOR.get() or (_ctx.global_cursor() if _ctx.GLOBAL_TRACES else None)
+    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
     if (
         cursor is None
         or self in cursor[2].ignored

@@ -21,6 +21,7 @@ __all__ = [
     "exception_message",
     "instance_label",
     "kwarg_value",
+    "model_meta",
     "sender_label",
     "signal_label",
     "type_label",
@@ -43,7 +44,7 @@ def type_label(cls: type) -> str:
     return f"{module}.{qualname}"
 
 
-def _model_meta(obj: object) -> Any:
+def model_meta(obj: object) -> Any:
     """The ``_meta`` of a model class or instance, or ``None``; no user code."""
     cls = obj if isinstance(obj, type) else type(obj)
     for klass in cls.__mro__:
@@ -54,7 +55,7 @@ def _model_meta(obj: object) -> Any:
 
 
 def _is_model_class(cls: type) -> bool:
-    meta = _model_meta(cls)
+    meta = model_meta(cls)
     return meta is not None and hasattr(meta, "app_label") and hasattr(meta, "object_name")
 
 
@@ -64,7 +65,7 @@ def sender_label(sender: object) -> str:
         return "None"
     if isinstance(sender, type):
         if _is_model_class(sender):
-            meta = _model_meta(sender)
+            meta = model_meta(sender)
             return f"{meta.app_label}.{meta.object_name}"
         return type_label(sender)
     if isinstance(sender, str):
@@ -78,7 +79,7 @@ def sender_label(sender: object) -> str:
 
 
 def _pk_label(instance: object) -> str:
-    meta = _model_meta(instance)
+    meta = model_meta(instance)
     try:
         attname = meta.pk.attname
         pk = object.__getattribute__(instance, "__dict__").get(attname)
@@ -97,7 +98,7 @@ def _pk_label(instance: object) -> str:
 
 def instance_label(instance: object) -> str:
     """``app_label.Model pk=N`` for a model instance, read from its ``__dict__``."""
-    meta = _model_meta(instance)
+    meta = model_meta(instance)
     return f"{meta.app_label}.{meta.object_name} pk={_pk_label(instance)}"
 
 
