@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from contextvars import Token
@@ -21,6 +22,7 @@ from typing import Any, Final
 from django.utils.module_loading import import_string
 
 from . import naming
+from ._record import resolve_receiver
 from .conf import get_config
 from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
 from .records import (
@@ -49,6 +51,7 @@ __all__ = ["Trace", "capture", "current_options"]
 SCHEMA: Final = "signaltrace.trace/1"
 
 _options_cache: tuple[object, Options] | None = None
+_COUNT_LOCK: Final = threading.Lock()
 
 
 def current_options(max_events: int | None = None) -> Options:
@@ -73,13 +76,7 @@ def current_options(max_events: int | None = None) -> Options:
         )
         _options_cache = cached = (config, options)
     if max_events is not None:
-        return Options(
-            cached[1].ignored,
-            cached[1].record_empty,
-            cached[1].record_origin,
-            cached[1].redact,
-            max_events,
-        )
+        return dataclasses.replace(cached[1], max_events=max_events)
     return cached[1]
 
 
@@ -143,6 +140,7 @@ class Trace:
         self._resolve_signals()
 
     def _resolve_signals(self) -> None:
+        """Turn weak references into labels while the objects are still alive."""
         for raw in list(self._raw):
             ref = raw[D_SIGNAL]
             if not isinstance(ref, tuple):
@@ -150,6 +148,8 @@ class Trace:
                 raw[D_SIGNAL] = (
                     naming.signal_label(signal) if signal is not None else ("<dead signal>",) * 2
                 )
+            for raw_call in list(raw[D_CALLS]):
+                raw_call[C_RECEIVER] = resolve_receiver(raw_call[C_RECEIVER])
 
     @property
     def duration_ns(self) -> int:
@@ -182,13 +182,15 @@ class Trace:
                     method=raw[D_METHOD],
                     start_ns=raw[D_START],
                     duration_ns=raw[D_END] - raw[D_START] if raw[D_END] else None,
-                    origin=Origin(*origin) if origin else None,
+                    origin=Origin(origin[0].co_filename, origin[1], origin[0].co_qualname)
+                    if origin
+                    else None,
                     receiver_count=raw[D_RECEIVERS],
                 )
                 by_id[id(raw)] = dispatch
                 dispatches.append(dispatch)
                 for raw_call in list(raw[D_CALLS]):
-                    label, filename, lineno = raw_call[C_RECEIVER]
+                    label, filename, lineno = resolve_receiver(raw_call[C_RECEIVER])
                     call = ReceiverCall(
                         receiver_name=label,
                         filename=filename,
@@ -297,6 +299,84 @@ class Trace:
             f"events={self.events} dropped={self.dropped}>"
         )
 
+    # -- assertions (signaltrace.testing) --
+
+    def calls_of(
+        self, receiver: object, /, *, signal: object = None, sender: object = None, **match: object
+    ) -> list[ReceiverCall]:
+        """See :func:`signaltrace.testing.calls_of`."""
+        from .testing import calls_of
+
+        return calls_of(self, receiver, signal=signal, sender=sender, **match)
+
+    def assert_called(
+        self,
+        receiver: object,
+        /,
+        *,
+        sender: object = None,
+        signal: object = None,
+        times: int | None = None,
+        **match: object,
+    ) -> list[ReceiverCall]:
+        """See :func:`signaltrace.testing.assert_called`."""
+        __tracebackhide__ = True
+        from .testing import assert_called
+
+        return assert_called(self, receiver, sender=sender, signal=signal, times=times, **match)
+
+    def assert_called_once(
+        self, receiver: object, /, *, sender: object = None, signal: object = None, **match: object
+    ) -> ReceiverCall:
+        """See :func:`signaltrace.testing.assert_called_once`."""
+        __tracebackhide__ = True
+        from .testing import assert_called_once
+
+        return assert_called_once(self, receiver, sender=sender, signal=signal, **match)
+
+    def assert_not_called(
+        self, receiver: object, /, *, sender: object = None, signal: object = None, **match: object
+    ) -> Trace:
+        """See :func:`signaltrace.testing.assert_not_called`."""
+        __tracebackhide__ = True
+        from .testing import assert_not_called
+
+        return assert_not_called(self, receiver, sender=sender, signal=signal, **match)
+
+    def assert_sent(
+        self, signal: object, /, *, sender: object = None, times: int | None = None, **match: object
+    ) -> list[Dispatch]:
+        """See :func:`signaltrace.testing.assert_sent`."""
+        __tracebackhide__ = True
+        from .testing import assert_sent
+
+        return assert_sent(self, signal, sender=sender, times=times, **match)
+
+    def assert_not_sent(
+        self, signal: object, /, *, sender: object = None, **match: object
+    ) -> Trace:
+        """See :func:`signaltrace.testing.assert_not_sent`."""
+        __tracebackhide__ = True
+        from .testing import assert_not_sent
+
+        return assert_not_sent(self, signal, sender=sender, **match)
+
+    def assert_order(self, *receivers: object) -> list[ReceiverCall]:
+        """See :func:`signaltrace.testing.assert_order`."""
+        __tracebackhide__ = True
+        from .testing import assert_order
+
+        return assert_order(self, *receivers)
+
+    def assert_no_errors(self) -> Trace:
+        """See :func:`signaltrace.testing.assert_no_errors`."""
+        __tracebackhide__ = True
+        from .testing import assert_no_errors
+
+        return assert_no_errors(self)
+
+    # -- end assertions --
+
 
 class capture:
     """Record every dispatch and receiver call made in this block.
@@ -330,7 +410,7 @@ class capture:
         self._previous: list[Any] | None = None
 
     def __enter__(self) -> Trace:
-        from .hook import install, is_installed, watch_empty
+        from .hook import install, is_installed, watch_captures, watch_empty
 
         if self.trace is not None:
             raise RuntimeError("this capture() is already in use; create a new one")
@@ -345,8 +425,10 @@ class capture:
         else:
             cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
         self._token = CURSOR.set(cursor)
-        if options.record_empty:
-            watch_empty(1)
+        with _COUNT_LOCK:
+            watch_captures(1)
+            if options.record_empty:
+                watch_empty(1)
         if self.all_threads:
             add_global(trace)
         return trace
@@ -367,10 +449,12 @@ class capture:
             CURSOR.set(self._previous)
         if self.all_threads:
             remove_global(trace)
-        if trace.options.record_empty:
-            from .hook import watch_empty
+        from .hook import watch_captures, watch_empty
 
-            watch_empty(-1)
+        with _COUNT_LOCK:
+            watch_captures(-1)
+            if trace.options.record_empty:
+                watch_empty(-1)
         trace.close()
 
     async def __aenter__(self) -> Trace:
