@@ -165,26 +165,27 @@ def async_runner(
 
         return run_plain
 
-    calls = [new_call(receiver, True, dispatch) for receiver in receivers]
-
-    def make_coros() -> list[Coroutine[Any, Any, Any]]:
+    def make_coros() -> tuple[list[list[Any]], list[Coroutine[Any, Any, Any]]]:
+        # Calls are created when the receivers start, so that on 6.1 (sync
+        # receivers first) the dispatch lists them in the order they ran.
+        calls = [new_call(receiver, True, dispatch) for receiver in receivers]
         if robust:
-            return [
+            return calls, [
                 _robust(signal, r, c, sender, named) for r, c in zip(receivers, calls, strict=True)
             ]
-        return [receiver(signal=signal, sender=sender, **named) for receiver in receivers]
+        return calls, [receiver(signal=signal, sender=sender, **named) for receiver in receivers]
 
     if SHAPE == "taskgroup":
 
         async def run_traced() -> list[Any]:
-            return await _run_parallel(calls, make_coros(), options)
+            return await _run_parallel(*make_coros(), options)
 
         return run_traced
 
     traces = dispatch[D_TRACES]
 
     async def run_gathered() -> list[Any]:
-        coros = make_coros()
+        calls, coros = make_coros()
         loop = asyncio.get_running_loop()
         tasks = []
         for coro, call in zip(coros, calls, strict=True):

@@ -8,6 +8,7 @@ simply goes unrecorded.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import types
@@ -124,11 +125,20 @@ def error_info(exc: BaseException) -> ErrorInfo:
 
 # -- origin -------------------------------------------------------------------
 
+
+def _dir_of(module_name: str) -> str:
+    module = importlib.import_module(module_name)
+    return os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
+
+
+#: Frames from these are never a dispatch's origin.
 _INTERNAL_DIRS: Final = tuple(
-    os.path.dirname(os.path.abspath(path)) + os.sep
-    for name in ("django", __package__ or "signaltrace", "asyncio", "contextlib")
-    if (path := getattr(sys.modules[name], "__file__", None))
+    _dir_of(name) for name in ("django", __package__ or "signaltrace", "asgiref", "asyncio")
 )
+#: The standard library (contextlib's folder), minus any site-packages inside it.
+_STDLIB_DIR: Final = _dir_of("contextlib")
+
+
 #: id(code) -> (code, internal?). Keyed by id: hashing a code object hashes its
 #: whole contents, which costs more than the rest of the walk.
 _INTERNAL_CODE: dict[int, tuple[types.CodeType, bool]] = {}
@@ -136,8 +146,10 @@ _INTERNAL_CODE: dict[int, tuple[types.CodeType, bool]] = {}
 
 def _is_internal(code: types.CodeType) -> bool:
     filename = code.co_filename
-    internal = filename.startswith(_INTERNAL_DIRS) or any(
-        part in filename for part in ("/asgiref/", "/blinker/")
+    internal = (
+        filename.startswith(_INTERNAL_DIRS)
+        or "/blinker/" in filename
+        or (filename.startswith(_STDLIB_DIR) and "-packages" not in filename)
     )
     if len(_INTERNAL_CODE) > 50_000:  # pragma: no cover - bounded cache
         _INTERNAL_CODE.clear()

@@ -385,8 +385,9 @@ class capture:
     nest (each sees what happened while it was open). Installs the hook if it
     is not installed yet.
 
-    :param all_threads: also record dispatches from threads and tasks that
-        have no capture of their own (for a live server in tests).
+    :param all_threads: also record dispatches from every other thread and
+        task while open, including those with captures of their own (for a live
+        server in tests, whose requests the middleware traces separately).
     :param label: a name for the trace (shown by ``render()``).
     :param max_events: override :setting:`MAX_EVENTS` for this trace.
 

@@ -10,8 +10,9 @@ frame Django calls them from, with the same arguments, so stack depth,
 Wrapping receivers (as some tracers do) would put the wrapper into the
 responses and add frames; see ``explanation/architecture``.
 
-With nothing capturing, each method costs one :class:`~contextvars.ContextVar`
-lookup more than Django's. :func:`uninstall` puts Django's functions back
+With nothing capturing anywhere in the process, each method costs one global
+read more than Django's; while some capture is open, one
+:class:`~contextvars.ContextVar` lookup. :func:`uninstall` puts Django's functions back
 (the very same function objects).
 """
 
