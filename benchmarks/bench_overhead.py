@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -57,13 +58,23 @@ import signaltrace  # noqa: E402
 from tests.testapp.models import Backup  # noqa: E402
 
 MODES = ("plain", "idle", "capturing")
+
+
+def _check(condition: bool, message: str) -> None:
+    """Sanity checks that survive ``python -O`` (unlike ``assert``)."""
+    if not condition:
+        raise RuntimeError(f"benchmark sanity check failed: {message}")
+
+
 BIG = 10**9  # max_events for benchmark captures: never hit the cap
 
 # django.setup() ran signaltrace's AppConfig.ready(), which installs the hook
 # (tests.settings enables it); take it out to find Django's own function.
 signaltrace.uninstall()
 _django_send = Signal.__dict__["send"]
-assert _django_send.__module__ == "django.dispatch.dispatcher", _django_send
+_check(
+    _django_send.__module__ == "django.dispatch.dispatcher", f"not Django's send: {_django_send}"
+)
 
 # -- benchmark-only senders and receivers ------------------------------------
 # Dedicated model classes, used by nothing else, so post_save's per-sender
@@ -71,13 +82,21 @@ assert _django_send.__module__ == "django.dispatch.dispatcher", _django_send
 # Unmanaged, in an app label that is not installed: no table, no migration.
 
 
-class BenchOne(models.Model):
+class BenchOne(models.Model):  # noqa: DJ008 - never rendered
     class Meta:
         app_label = "signaltrace_bench"
         managed = False
 
 
-class BenchFive(models.Model):
+class BenchFive(models.Model):  # noqa: DJ008 - never rendered
+    class Meta:
+        app_label = "signaltrace_bench"
+        managed = False
+
+
+class BenchNone(models.Model):  # noqa: DJ008 - never rendered
+    """No receivers: post_save takes its cached NO_RECEIVERS exit."""
+
     class Meta:
         app_label = "signaltrace_bench"
         managed = False
@@ -100,10 +119,10 @@ for _i in range(1, 6):
 def set_mode(mode: str) -> None:
     if mode == "plain":
         signaltrace.uninstall()
-        assert Signal.__dict__["send"] is _django_send, "uninstall() did not restore Django"
+        _check(Signal.__dict__["send"] is _django_send, "uninstall() did not restore Django")
     else:
         signaltrace.install()
-        assert Signal.__dict__["send"] is not _django_send, "install() did not hook send"
+        _check(Signal.__dict__["send"] is not _django_send, "install() did not hook send")
 
 
 # -- workloads ----------------------------------------------------------------
@@ -129,10 +148,15 @@ class Dispatch(Workload):
         self.sender = sender
         self.instance = sender(pk=1)
         self.receivers = receivers
-        self.name = f"post_save.send, {receivers} receiver{'s' if receivers > 1 else ''}"
-        self.events_per_iter = 1 + receivers
+        if receivers:
+            self.name = f"post_save.send, {receivers} receiver{'s' if receivers > 1 else ''}"
+            self.events_per_iter = 1 + receivers
+        else:  # not recorded: RECORD_EMPTY is off
+            self.name = "post_save.send, no receivers for the sender"
+            self.events_per_iter = 0
         live = post_save._live_receivers(sender)  # type: ignore[attr-defined]
-        assert len(live[0]) == receivers and not live[1], live
+        _check(len(live[0]) == receivers, f"expected {receivers} receivers, got {live}")
+        _check(not live[1], f"unexpected async receivers: {live}")
 
     def loop(self, n: int) -> None:
         send = post_save.send  # looked up once per sample: the mode is fixed
@@ -176,11 +200,13 @@ def run_sample(workload: Workload, mode: str, n: int) -> float:
             t0 = time.perf_counter_ns()
             workload.loop(n)
             elapsed = time.perf_counter_ns() - t0
-        assert trace.dropped == 0, trace
+        _check(trace.dropped == 0, f"trace hit its cap: {trace!r}")
         if workload.events_per_iter is not None:
-            assert trace.events == n * workload.events_per_iter, (trace.events, n)
+            _check(
+                trace.events == n * workload.events_per_iter, f"{trace!r}, expected {n} iterations"
+            )
         else:
-            assert trace.events > 0, trace
+            _check(trace.events > 0, f"nothing recorded: {trace!r}")
         del trace  # discard: nothing piles up across rounds
     else:
         t0 = time.perf_counter_ns()
@@ -254,8 +280,8 @@ def _traced_bytes(
             workload.loop(dispatches)
             gc.collect()
             after = tracemalloc.take_snapshot().filter_traces(flt)
-        assert trace.dropped == 0
-        assert trace.events == dispatches * workload.events_per_iter  # type: ignore[operator]
+        _check(trace.dropped == 0, f"trace hit its cap: {trace!r}")
+        _check(trace.events == dispatches * (1 + workload.receivers), f"unexpected {trace!r}")
         stats = after.compare_to(before, "lineno")
         raw = sum(s.size_diff for s in stats)
         top = [
@@ -268,7 +294,7 @@ def _traced_bytes(
             gc.collect()
             mid = tracemalloc.get_traced_memory()[0]
             calls = trace.calls
-            assert len(calls) == dispatches * workload.receivers
+            _check(len(calls) == dispatches * workload.receivers, f"{len(calls)} calls read")
             gc.collect()
             extra = tracemalloc.get_traced_memory()[0] - mid
             del calls
@@ -301,7 +327,11 @@ def bench_memory(one: Dispatch, five: Dispatch, calls: int) -> dict[str, Any]:
         "marginal_bytes_per_call": marginal_call,
         "marginal_bytes_per_dispatch": marginal_dispatch,
         "materialised_extra_bytes_per_call": mat5 / (d5 * 5),
-        "one_receiver": {"dispatches": d1, "raw_bytes_total": raw1, "bytes_per_dispatch": per_disp_1},
+        "one_receiver": {
+            "dispatches": d1,
+            "raw_bytes_total": raw1,
+            "bytes_per_dispatch": per_disp_1,
+        },
         "top_sites": top5,
     }
 
@@ -310,6 +340,7 @@ def bench_memory(one: Dispatch, five: Dispatch, calls: int) -> dict[str, Any]:
 
 TARGETS: dict[str, tuple[float, float | None]] = {
     # workload -> (idle target, capturing target or None)
+    "post_save.send, no receivers for the sender": (1.05, None),
     "post_save.send, 1 receiver": (1.05, None),
     "post_save.send, 5 receivers": (1.05, 1.5),
     "User create + save + delete (SQLite)": (1.05, 1.05),
@@ -331,10 +362,13 @@ def _verdict(ratio: float, target: float | None, label: str) -> str | None:
     return f"{label} ≤ {target:.2f}× {'PASS' if ok else '**FAIL**'}"
 
 
-def render(timing: dict[str, dict[str, Any]], memory: dict[str, Any] | None, meta: dict[str, Any]) -> str:
+def render(
+    timing: dict[str, dict[str, Any]], memory: dict[str, Any] | None, meta: dict[str, Any]
+) -> str:
     lines = [
         f"signaltrace overhead: {meta['rounds']} rounds, minimum per mode "
-        f"(Python {meta['python']}, Django {meta['django']}, signaltrace {meta['signaltrace']})",
+        f"(Python {meta['python']}, Django {meta['django']}, signaltrace {meta['signaltrace']}"
+        f"{', git ' + meta['git'] if meta['git'] else ''})",
         "",
         "| workload | plain | idle | capturing | idle ratio | capturing ratio | target |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -383,17 +417,45 @@ def render(timing: dict[str, dict[str, Any]], memory: dict[str, Any] | None, met
             f"| {memory['materialised_extra_bytes_per_call']:,.0f} |",
             "",
             "Largest allocation sites of the raw records (5-receiver trace): "
-            + ", ".join(f"{site} {size / memory['receiver_calls']:,.0f} B/call" for site, size in memory["top_sites"]),
+            + ", ".join(
+                f"{site} {size / memory['receiver_calls']:,.0f} B/call"
+                for site, size in memory["top_sites"]
+            ),
         ]
     return "\n".join(lines)
 
 
+def _git_revision() -> str | None:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}{'+dirty src' if dirty else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 40, quick 6)")
-    parser.add_argument("--quick", action="store_true", help="short samples, few rounds (smoke test)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds per workload (default 40, quick 6)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short samples, few rounds (smoke test)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to PATH as JSON")
-    parser.add_argument("--memory-calls", type=int, default=20_000, help="receiver calls for the memory test")
+    parser.add_argument(
+        "--memory-calls", type=int, default=20_000, help="receiver calls for the memory test"
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc measurement")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -406,12 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     one = Dispatch(BenchOne, 1)
     five = Dispatch(BenchFive, 5)
     workloads: list[tuple[Workload, float]] = [
+        (Dispatch(BenchNone, 0), 0.02 * scale),
         (one, 0.04 * scale),  # target seconds per plain sample
         (five, 0.04 * scale),
         (UserCycle(), 0.25 * scale),
     ]
     if not args.quiet:
-        print(f"timing {len(workloads)} workloads x {len(MODES)} modes x {rounds} rounds", file=sys.stderr)
+        print(
+            f"timing {len(workloads)} workloads x {len(MODES)} modes x {rounds} rounds",
+            file=sys.stderr,
+        )
     timing = bench_timing(workloads, rounds, progress=not args.quiet)
     memory = None
     if not args.no_memory:
@@ -426,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "django": django.get_version(),
         "signaltrace": signaltrace.__version__,
+        "git": _git_revision(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "seconds": round(time.perf_counter() - started, 1),
