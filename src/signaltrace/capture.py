@@ -44,6 +44,7 @@ from .records import (
     Dispatch,
     Origin,
     ReceiverCall,
+    SkippedDispatch,
 )
 
 __all__ = ["Trace", "capture", "current_options"]
@@ -124,6 +125,9 @@ class Trace:
         #: puts method, path and status here).
         self.meta: dict[str, Any] = {}
         self._raw: list[list[Any]] = []
+        #: Operations that skipped signals with connected receivers (bulk
+        #: operations, ``QuerySet.update``), in the order they happened.
+        self.skipped: list[SkippedDispatch] = []
         self._lock = threading.Lock()
         self._built: tuple[int, int, list[Dispatch], list[Dispatch], list[ReceiverCall]] | None = (
             None

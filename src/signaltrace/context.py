@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from .capture import Trace
 
-__all__ = ["CURSOR", "Options", "current_parent", "log_failure"]
+__all__ = ["CURSOR", "Options", "active_traces", "current_parent", "log_failure"]
 
 logger: Final = logging.getLogger("signaltrace")
 
@@ -91,6 +91,15 @@ def add_global(trace: Trace) -> None:
 def remove_global(trace: Trace) -> None:
     global GLOBAL_TRACES
     GLOBAL_TRACES = tuple(t for t in GLOBAL_TRACES if t is not trace)
+
+
+def active_traces() -> tuple[Trace, ...]:
+    """The open traces the current thread or task records into (none if idle)."""
+    cursor = CURSOR.get()
+    traces: tuple[Trace, ...] = cursor[K_TRACES] if cursor is not None else ()
+    if GLOBAL_TRACES:
+        traces = traces + tuple(t for t in GLOBAL_TRACES if t not in traces)
+    return tuple(t for t in traces if not t.closed)
 
 
 def log_failure(where: str, exc: BaseException) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["Dispatch", "ErrorInfo", "Origin", "ReceiverCall"]
+__all__ = ["Dispatch", "ErrorInfo", "Origin", "ReceiverCall", "SkippedDispatch"]
 
 # Raw dispatch layout (a list, mutated while the dispatch runs).
 D_SIGNAL: Final = 0  # weakref to the signal, or a (name, path) tuple once resolved
@@ -141,3 +141,30 @@ class Dispatch:
     @property
     def duration_ms(self) -> float:
         return (self.duration_ns or 0) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedDispatch:
+    """An operation that skipped signals which had receivers connected.
+
+    ``QuerySet.update``, ``bulk_create`` and ``bulk_update`` send no model
+    signals; when receivers are connected for the model, the trace says which
+    would have run.
+
+    .. versionadded:: 0.1.0
+    """
+
+    operation: str
+    model: str
+    signals: tuple[str, ...]
+    receivers: tuple[str, ...]
+    origin: Origin | None
+    start_ns: int
+    rows: int | None = None
+
+    def __str__(self) -> str:
+        where = f"  ({self.origin})" if self.origin else ""
+        return (
+            f"{self.operation} on {self.model} skipped {', '.join(self.signals)}: "
+            f"{', '.join(self.receivers)} did not run{where}"
+        )

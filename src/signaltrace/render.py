@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from .records import Dispatch, ReceiverCall
+from .records import Dispatch, ReceiverCall, SkippedDispatch
 
 if TYPE_CHECKING:
     from .capture import Trace
@@ -133,6 +133,8 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
         walk_dispatch(root, "", i == len(roots) - 1)
     if not roots:
         lines.append("(no signals dispatched)")
+    for skipped in trace.skipped:
+        lines.append(f"⚠ {skipped}")
     if trace.dropped:
         lines.append(f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)")
     return "\n".join(lines)
@@ -177,6 +179,21 @@ def _dispatch_dict(dispatch: Dispatch) -> dict[str, Any]:
     }
 
 
+def _skipped_dict(item: SkippedDispatch) -> dict[str, Any]:
+    origin = item.origin
+    return {
+        "operation": item.operation,
+        "model": item.model,
+        "signals": list(item.signals),
+        "receivers": list(item.receivers),
+        "rows": item.rows,
+        "start_ns": item.start_ns,
+        "origin": None
+        if origin is None
+        else {"filename": origin.filename, "lineno": origin.lineno, "function": origin.function},
+    }
+
+
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
     """The trace as plain JSON types; ``schema`` names the format's version."""
     roots = trace.roots
@@ -194,4 +211,5 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "dropped": trace.dropped,
         "meta": dict(trace.meta),
         "dispatches": [_dispatch_dict(root) for root in roots],
+        "skipped": [_skipped_dict(item) for item in trace.skipped],
     }
