@@ -139,22 +139,35 @@ _INTERNAL_DIRS: Final = tuple(
 _STDLIB_DIR: Final = _dir_of("contextlib")
 
 
-#: id(code) -> (code, internal?). Keyed by id: hashing a code object hashes its
+#: id(code) -> (code, kind). Keyed by id: hashing a code object hashes its
 #: whole contents, which costs more than the rest of the walk.
-_INTERNAL_CODE: dict[int, tuple[types.CodeType, bool]] = {}
+_INTERNAL_CODE: dict[int, tuple[types.CodeType, int]] = {}
 
 
-def _is_internal(code: types.CodeType) -> bool:
+_EXTERNAL: Final = 0
+_INTERNAL: Final = 1
+_BOUNDARY: Final = 2  # a thread hop: what lies beyond is not the caller
+
+
+def _classify(code: types.CodeType) -> int:
     filename = code.co_filename
-    internal = (
+    if filename.startswith(_INTERNAL_DIRS[2]) and code.co_name == "thread_handler":
+        # asgiref's sync_to_async worker: the frames below belong to whatever the
+        # thread was doing (under a sync test client, the test itself), not to
+        # the async code that awaited. Stop rather than point somewhere wrong.
+        kind = _BOUNDARY
+    elif (
         filename.startswith(_INTERNAL_DIRS)
         or "/blinker/" in filename
         or (filename.startswith(_STDLIB_DIR) and "-packages" not in filename)
-    )
+    ):
+        kind = _INTERNAL
+    else:
+        kind = _EXTERNAL
     if len(_INTERNAL_CODE) > 50_000:  # pragma: no cover - bounded cache
         _INTERNAL_CODE.clear()
-    _INTERNAL_CODE[id(code)] = (code, internal)
-    return internal
+    _INTERNAL_CODE[id(code)] = (code, kind)
+    return kind
 
 
 def _origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
@@ -162,9 +175,11 @@ def _origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
     while frame is not None:
         code = frame.f_code
         entry = cache.get(id(code))
-        internal = entry[1] if entry is not None and entry[0] is code else _is_internal(code)
-        if not internal:
+        kind = entry[1] if entry is not None and entry[0] is code else _classify(code)
+        if kind == _EXTERNAL:
             return (code, frame.f_lineno)
+        if kind == _BOUNDARY:
+            return None
         frame = frame.f_back
     return None
 
@@ -200,6 +215,14 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
             info = class_info(cls)
         attname = info[2]
         if attname is not None:
+            hide = redacted.get(attname)
+            if hide is None:
+                hide = redacted[attname] = options.redact is not None and bool(
+                    options.redact.search(attname)
+                )
+            if hide:  # e.g. sessions.Session, whose pk is the session key
+                out[key] = f"{info[1]} pk={_REDACTED}"
+                continue
             pk = value.__dict__.get(attname)
             if type(pk) is int or pk is None:
                 out[key] = f"{info[1]} pk={pk}"

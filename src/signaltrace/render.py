@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["dispatch_summary", "format_ms", "render_trace", "trace_to_dict"]
 
 SCHEMA: Final = "signaltrace.trace/1"
-_SHOWN_FLAGS: Final = ("created", "raw", "update_fields", "action", "reverse", "pk_set", "using")
 
 
 def format_ms(ns: int | None) -> str:
@@ -33,6 +32,8 @@ def format_ms(ns: int | None) -> str:
         return f"{ms:.0f} ms"
     if ms >= 1:
         return f"{ms:.1f} ms"
+    if ms < 0.01:
+        return "<0.01 ms"
     return f"{ms:.2f} ms"
 
 
@@ -44,26 +45,26 @@ def _short_path(filename: str) -> str:
     return filename if rel.startswith("..") else rel
 
 
+#: Values that say nothing worth a column in the tree.
+_QUIET: Final = {"raw": False, "using": "default", "update_fields": None}
+
+
 def dispatch_summary(dispatch: Dispatch) -> str:
     """``post_save  sender=auth.User pk=7 created=True``: one line, no origin."""
     parts = [dispatch.signal_name, f"  sender={dispatch.sender}"]
-    instance = dispatch.kwargs.get("instance")
-    if isinstance(instance, str) and instance.startswith(dispatch.sender + " "):
-        parts.append(instance[len(dispatch.sender) :])
-    elif isinstance(instance, str):
-        parts.append(f" instance={instance}")
-    for key in _SHOWN_FLAGS:
-        if key not in dispatch.kwargs:
+    for key, value in dispatch.kwargs.items():
+        if key == "instance" and isinstance(value, str):
+            if value.startswith(dispatch.sender + " "):
+                parts.append(value[len(dispatch.sender) :])
+            else:
+                parts.append(f" instance={value}")
             continue
-        value = dispatch.kwargs[key]
-        if key == "raw" and value is False:
+        if key in _QUIET and _QUIET[key] == value and type(_QUIET[key]) is type(value):
             continue
-        if key == "using" and value == "default":
+        if key == "origin" and value == dispatch.kwargs.get("instance"):
             continue
-        if key == "update_fields" and value is None:
-            continue
-        if key == "pk_set" and isinstance(value, list):
-            value = "{" + ", ".join(map(str, value)) + "}"
+        if isinstance(value, list):
+            value = "{" + ", ".join(map(str, value)) + "}" if key == "pk_set" else value
         parts.append(f" {key}={value}")
     if dispatch.method != "send":
         parts.append(f" [{dispatch.method}]")
@@ -88,7 +89,9 @@ def _call_line(call: ReceiverCall) -> str:
     if call.is_async:
         line += "  async"
     if call.error is not None:
-        line += f"  ✗ raised {call.error}"
+        short = call.error.type.rsplit(".", 1)[-1]
+        message = f": {call.error.message}" if call.error.message else ""
+        line += f"  ✗ raised {short}{message}"
         if call.swallowed:
             line += f" (swallowed by {call.dispatch.method})"
     return line

@@ -25,3 +25,9 @@ class Backup(NeverStr, models.Model):
 class Tag(NeverStr, models.Model):
     name = models.CharField(max_length=50)
     profiles = models.ManyToManyField(Profile, related_name="tags")
+
+
+class ApiKey(NeverStr, models.Model):
+    """A model whose primary key is a secret (like sessions.Session)."""
+
+    key = models.CharField(max_length=40, primary_key=True)
