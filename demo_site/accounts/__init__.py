@@ -1,0 +1,3 @@
+"""The classic User/Profile example, wired with signals."""
+
+from __future__ import annotations

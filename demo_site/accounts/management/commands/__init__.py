@@ -1,0 +1,3 @@
+"""Management commands of the accounts app."""
+
+from __future__ import annotations

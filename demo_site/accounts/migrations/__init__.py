@@ -1,0 +1,3 @@
+"""Migrations of the accounts app."""
+
+from __future__ import annotations
