@@ -392,3 +392,42 @@ class TestOutput:
             pass
         assert repr(trace) == "<Trace x dispatches=0 events=0 dropped=0>"
         assert trace.duration_ns >= 0
+
+
+class TestRecordEmptyNested:
+    def test_nested_mode_records_only_inside_receivers(self, settings, nested):
+        """RECORD_EMPTY="nested" keeps empty dispatches only when a receiver sent them."""
+        settings.SIGNALTRACE = {"RECORD_EMPTY": "nested"}
+        silent = Signal()
+
+        def sends_silent(sender, **kwargs):
+            silent.send(sender="inside")
+
+        outer_signal.connect(sends_silent)
+        try:
+            with signaltrace.capture() as trace:
+                silent.send(sender="top")
+                outer_signal.send(sender=None)
+        finally:
+            outer_signal.disconnect(sends_silent)
+        senders = [d.sender for d in trace.dispatches]
+        assert "top" not in senders
+        assert "inside" in senders
+
+    @pytest.mark.django_db
+    def test_design_tree(self, settings):
+        """The nested Profile saves show as (no receivers), the top-level pre_save does not."""
+        settings.SIGNALTRACE = {"RECORD_EMPTY": "nested"}
+        with signaltrace.capture() as trace:
+            User.objects.create(username="tree")
+        assert [d.signal_name for d in trace.roots] == ["post_save"]
+        assert [d.signal_name for d in trace.calls[0].children] == ["pre_save", "post_save"]
+
+    def test_bad_value(self, settings):
+        from signaltrace.checks import check_settings
+
+        settings.SIGNALTRACE = {"RECORD_EMPTY": "always"}
+        (error,) = check_settings()
+        assert error.msg == (
+            "SIGNALTRACE['RECORD_EMPTY'] must be a bool or \"nested\", got str: 'always'."
+        )

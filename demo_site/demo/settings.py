@@ -71,7 +71,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-SIGNALTRACE = {"ENABLED": True}
+SIGNALTRACE = {"ENABLED": True, "RECORD_EMPTY": "nested"}
 
 # send_robust() logs each exception it swallows on the "django.dispatch"
 # logger, with a full traceback. Show it as one line so the demo output stays

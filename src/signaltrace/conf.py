@@ -34,17 +34,59 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "MAX_EVENTS": 10_000,
     "REDACT": ("password", "secret", "token", "key", "authorization"),
     "TRACE_BLINKER": True,
+    # Per-request tracing (middleware, sinks, viewer).
+    "BUFFER_SIZE": 100,
+    "SLOW_MS": 50,
+    "SHOW_CALLBACK": "signaltrace.middleware.show_trace",
+    "CONSOLE": None,
+    "SERVER_TIMING": True,
+    "LOG_LEVEL": "info",
+    "LOG_PROBLEM_LEVEL": "warning",
+    "LOG_FIELDS": None,
+    "SINKS": (),
 }
+
+#: Levels ``LOG_LEVEL`` and ``LOG_PROBLEM_LEVEL`` accept.
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+#: Fields of the ``signaltrace.request`` event that ``LOG_FIELDS`` can select.
+LOG_FIELD_NAMES: Final = (
+    "trace_id",
+    "method",
+    "path",
+    "view",
+    "status",
+    "duration_ms",
+    "dispatches",
+    "receiver_calls",
+    "receiver_ms",
+    "slowest",
+    "receivers",
+    "errors",
+    "dropped",
+)
 
 #: Expected type of each key, as ``(types, description)``.
 SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     "ENABLED": ((bool,), "a bool"),
     "IGNORE_SIGNALS": ((list, tuple), "a list of dotted paths to signals"),
-    "RECORD_EMPTY": ((bool,), "a bool"),
+    "RECORD_EMPTY": ((bool, str), 'a bool or "nested"'),
     "RECORD_ORIGIN": ((bool,), "a bool"),
     "MAX_EVENTS": ((int,), "a positive int"),
     "REDACT": ((list, tuple), "a list of strings (case-insensitive substrings)"),
     "TRACE_BLINKER": ((bool,), "a bool"),
+    "BUFFER_SIZE": ((int,), "an int >= 0"),
+    "SLOW_MS": ((int, float), "a number >= 0 (milliseconds)"),
+    "SHOW_CALLBACK": ((str, object), "a dotted path to a callable, or a callable"),
+    "CONSOLE": ((bool, type(None)), "a bool or None"),
+    "SERVER_TIMING": ((bool,), "a bool"),
+    "LOG_LEVEL": ((str, type(None)), f"None or one of {', '.join(LOG_LEVELS)}"),
+    "LOG_PROBLEM_LEVEL": ((str,), f"one of {', '.join(LOG_LEVELS)}"),
+    "LOG_FIELDS": (
+        (list, tuple, type(None)),
+        f"None or a list of field names from {', '.join(LOG_FIELD_NAMES)}",
+    ),
+    "SINKS": ((list, tuple), "a list of dotted paths to sinks"),
 }
 
 _cache: tuple[object, bool, dict[str, Any]] | None = None
@@ -69,10 +111,14 @@ def config_errors(user: object) -> list[tuple[str, str, str | None]]:
             continue
         types, description = SETTING_TYPES[key]
         bad = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        if not bad and key == "RECORD_EMPTY":
+            bad = isinstance(value, str) and value != "nested"
         if not bad and key == "MAX_EVENTS":
             bad = value < 1
-        if not bad and key in ("IGNORE_SIGNALS", "REDACT"):
+        if not bad and key in ("IGNORE_SIGNALS", "REDACT", "SINKS"):
             bad = not all(isinstance(item, str) for item in value)
+        if not bad:
+            bad = _request_setting_invalid(key, value)
         if bad:
             errors.append(
                 (
@@ -83,6 +129,19 @@ def config_errors(user: object) -> list[tuple[str, str, str | None]]:
                 )
             )
     return errors
+
+
+def _request_setting_invalid(key: str, value: Any) -> bool:
+    """Range and membership checks for the per-request settings."""
+    if key in ("BUFFER_SIZE", "SLOW_MS"):
+        return bool(value < 0)
+    if key == "SHOW_CALLBACK":
+        return not (isinstance(value, str) or callable(value))
+    if key in ("LOG_LEVEL", "LOG_PROBLEM_LEVEL"):
+        return value is not None and value not in LOG_LEVELS
+    if key == "LOG_FIELDS":
+        return value is not None and not all(item in LOG_FIELD_NAMES for item in value)
+    return False
 
 
 def get_config() -> dict[str, Any]:

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from .capture import Trace
 
-__all__ = ["CURSOR", "Options", "active_traces", "current_parent", "log_failure"]
+__all__ = [
+    "CURSOR",
+    "Options",
+    "active_traces",
+    "current_parent",
+    "log_failure",
+    "wants_empty",
+]
 
 logger: Final = logging.getLogger("signaltrace")
 
@@ -50,7 +57,7 @@ class Options:
     """What to record, resolved from settings once per ``capture()``."""
 
     ignored: frozenset[object]
-    record_empty: bool
+    record_empty: bool | str  # False, True or "nested"
     record_origin: bool
     redact: re.Pattern[str] | None
     max_events: int
@@ -73,6 +80,14 @@ def current_parent(cursor: list[Any]) -> Any:
             return next(iter(call.values()))
         return found
     return call
+
+
+def wants_empty(cursor: list[Any]) -> bool:
+    """Whether a dispatch without receivers is recorded here (``RECORD_EMPTY``)."""
+    mode = cursor[K_OPTIONS].record_empty
+    if mode is True:
+        return True
+    return bool(mode) and cursor[K_CALL] is not None
 
 
 def global_cursor() -> list[Any] | None:

@@ -33,7 +33,7 @@ from . import _compat
 from . import context as _ctx
 from ._compat import async_runner, new_call
 from ._record import describe, error_info, open_dispatch
-from .context import CURSOR
+from .context import CURSOR, wants_empty
 from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
 
 __all__ = ["install", "is_installed", "uninstall"]
@@ -72,7 +72,7 @@ def watch_empty(delta: int) -> None:
 
 def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
     cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
-    if cursor is None or signal in cursor[2].ignored or not cursor[2].record_empty:
+    if cursor is None or signal in cursor[2].ignored or not wants_empty(cursor):
         return
     dispatch = open_dispatch(signal, sender, named, method, cursor, 0)
     if dispatch is not None:
@@ -96,7 +96,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if (
         cursor is None
         or self in cursor[2].ignored
-        or not (sync_receivers or async_receivers or cursor[2].record_empty)
+        or not (sync_receivers or async_receivers or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
                 self, sender, named, "send", cursor, len(sync_receivers) + len(async_receivers)
@@ -159,7 +159,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     if (
         cursor is None
         or self in cursor[2].ignored
-        or not (sync_receivers or async_receivers or cursor[2].record_empty)
+        or not (sync_receivers or async_receivers or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
                 self,
@@ -319,7 +319,7 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
     if (
         cursor is not None
         and self not in cursor[2].ignored
-        and (sync_receivers or async_receivers or cursor[2].record_empty)
+        and (sync_receivers or async_receivers or wants_empty(cursor))
     ):
         options = cursor[2]
         dispatch = open_dispatch(
@@ -385,7 +385,7 @@ def blinker_send(
     if (
         cursor is None
         or self in cursor[2].ignored
-        or not (self.has_receivers_for(sender) or cursor[2].record_empty)
+        or not (self.has_receivers_for(sender) or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
                 self, sender, kwargs, "blinker.send", cursor, len(self.receivers)
@@ -442,7 +442,7 @@ async def blinker_send_async(
     if (
         cursor is None
         or self in cursor[2].ignored
-        or not (self.has_receivers_for(sender) or cursor[2].record_empty)
+        or not (self.has_receivers_for(sender) or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
                 self, sender, kwargs, "blinker.send_async", cursor, len(self.receivers)
