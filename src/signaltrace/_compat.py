@@ -44,7 +44,7 @@ Receiver = Callable[..., Any]
 def new_call(receiver: Receiver, is_async: bool, dispatch: list[Any]) -> list[Any]:
     """A raw receiver call (layout in :mod:`signaltrace.records`), appended."""
     key = weakref.ref(receiver) if type(receiver) is types.FunctionType else describe(receiver)
-    call = [key, is_async, 0, 0, None, None, dispatch]
+    call = [key, is_async, 0, 0, None, None, dispatch, None, None, None]
     dispatch[D_CALLS].append(call)
     return call
 

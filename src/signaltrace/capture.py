@@ -27,8 +27,11 @@ from .conf import get_config
 from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
 from .records import (
     C_ASYNC,
+    C_ATOMIC,
     C_END,
     C_ERROR,
+    C_ON_COMMIT,
+    C_QUERIES,
     C_RECEIVER,
     C_START,
     D_CALLS,
@@ -72,6 +75,7 @@ def current_options(max_events: int | None = None) -> Options:
             ignored=frozenset(ignored),
             record_empty=config["RECORD_EMPTY"],
             record_origin=config["RECORD_ORIGIN"],
+            record_db=config["RECORD_DB"],
             redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
             max_events=config["MAX_EVENTS"],
         )
@@ -206,6 +210,9 @@ class Trace:
                         ),
                         error=raw_call[C_ERROR],
                         dispatch=dispatch,
+                        queries=raw_call[C_QUERIES],
+                        in_atomic=raw_call[C_ATOMIC],
+                        on_commit=raw_call[C_ON_COMMIT],
                     )
                     dispatch.calls.append(call)
                     call_map[id(raw_call)] = call

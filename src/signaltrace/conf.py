@@ -31,6 +31,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     ),
     "RECORD_EMPTY": False,
     "RECORD_ORIGIN": True,
+    "RECORD_DB": None,
     "MAX_EVENTS": 10_000,
     "REDACT": ("password", "secret", "token", "key", "authorization"),
     "TRACE_BLINKER": True,
@@ -72,6 +73,7 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     "IGNORE_SIGNALS": ((list, tuple), "a list of dotted paths to signals"),
     "RECORD_EMPTY": ((bool, str), 'a bool or "nested"'),
     "RECORD_ORIGIN": ((bool,), "a bool"),
+    "RECORD_DB": ((bool,), "a bool"),
     "MAX_EVENTS": ((int,), "a positive int"),
     "REDACT": ((list, tuple), "a list of strings (case-insensitive substrings)"),
     "TRACE_BLINKER": ((bool,), "a bool"),
@@ -157,6 +159,8 @@ def get_config() -> dict[str, Any]:
         merged.update(user)
     if merged["ENABLED"] is None:
         merged["ENABLED"] = debug
+    if merged["RECORD_DB"] is None:
+        merged["RECORD_DB"] = debug
     _cache = (user, debug, merged)
     return merged
 

@@ -59,6 +59,7 @@ class Options:
     ignored: frozenset[object]
     record_empty: bool | str  # False, True or "nested"
     record_origin: bool
+    record_db: bool
     redact: re.Pattern[str] | None
     max_events: int
     #: Per-key cache of the redaction decision (keys are a small, finite set).

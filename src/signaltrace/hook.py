@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NO_RECEIVERS
 
-from . import _compat
+from . import _compat, _db
 from . import context as _ctx
 from ._compat import async_runner, new_call
 from ._record import describe, error_info, open_dispatch
@@ -113,6 +113,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return responses
     own = [dispatch[D_TRACES], None, cursor[2]]
     calls_append = dispatch[D_CALLS].append
+    db = _db.probe(named) if cursor[2].record_db and sync_receivers else None
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
@@ -124,16 +125,25 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 None,
                 None,
                 dispatch,
+                None,
+                None,
+                None,
             ]
             calls_append(call)
+            if db is not None:
+                snapshot = _db.before(db, call)
             call[C_START] = perf_counter_ns()
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except BaseException as exc:
                 call[C_END] = perf_counter_ns()
                 call[C_ERROR] = error_info(exc)
+                if db is not None:
+                    _db.after(db, call, snapshot)
                 raise
             call[C_END] = perf_counter_ns()
+            if db is not None:
+                _db.after(db, call, snapshot)
             responses.append((receiver, response))
         own[1] = None
         if async_receivers:
@@ -186,6 +196,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         return responses
     own = [dispatch[D_TRACES], None, cursor[2]]
     calls_append = dispatch[D_CALLS].append
+    db = _db.probe(named) if cursor[2].record_db and sync_receivers else None
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
@@ -197,22 +208,33 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 None,
                 None,
                 dispatch,
+                None,
+                None,
+                None,
             ]
             calls_append(call)
+            if db is not None:
+                snapshot = _db.before(db, call)
             call[C_START] = perf_counter_ns()
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
                 call[C_END] = perf_counter_ns()
                 call[C_ERROR] = error_info(err)
+                if db is not None:
+                    _db.after(db, call, snapshot)
                 self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                 responses.append((receiver, err))
             except BaseException as exc:
                 call[C_END] = perf_counter_ns()
                 call[C_ERROR] = error_info(exc)
+                if db is not None:
+                    _db.after(db, call, snapshot)
                 raise
             else:
                 call[C_END] = perf_counter_ns()
+                if db is not None:
+                    _db.after(db, call, snapshot)
                 responses.append((receiver, response))
         own[1] = None
         if async_receivers:
@@ -274,6 +296,7 @@ def _sync_part(
         responses = []
         own = [dispatch[D_TRACES], None, options]
         calls_append = dispatch[D_CALLS].append
+        db = _db.probe(named) if options.record_db else None
         token = CURSOR.set(own)
         try:
             for receiver in receivers:
@@ -285,14 +308,21 @@ def _sync_part(
                     None,
                     None,
                     dispatch,
+                    None,
+                    None,
+                    None,
                 ]
                 calls_append(call)
+                if db is not None:
+                    snapshot = _db.before(db, call)
                 call[C_START] = perf_counter_ns()
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except Exception as err:
                     call[C_END] = perf_counter_ns()
                     call[C_ERROR] = error_info(err)
+                    if db is not None:
+                        _db.after(db, call, snapshot)
                     if not robust:
                         raise
                     self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
@@ -300,9 +330,13 @@ def _sync_part(
                 except BaseException as exc:
                     call[C_END] = perf_counter_ns()
                     call[C_ERROR] = error_info(exc)
+                    if db is not None:
+                        _db.after(db, call, snapshot)
                     raise
                 else:
                     call[C_END] = perf_counter_ns()
+                    if db is not None:
+                        _db.after(db, call, snapshot)
                     responses.append((receiver, response))
         finally:
             CURSOR.reset(token)
@@ -522,6 +556,7 @@ def install(*, blinker: bool | None = None) -> None:
         if (Signal, name) not in _originals:
             _originals[(Signal, name)] = Signal.__dict__[name]
             setattr(Signal, name, _DJANGO_REPLACEMENTS[name])
+    _db.install()
     trace_blinker = config["TRACE_BLINKER"] if blinker is None else blinker
     blinker_cls = _blinker_signal_class()
     if trace_blinker and blinker_cls is not None:
@@ -539,6 +574,7 @@ def uninstall() -> None:
     for (cls, name), original in list(_originals.items()):
         setattr(cls, name, original)
         del _originals[(cls, name)]
+    _db.uninstall()
 
 
 def is_installed() -> bool:

@@ -35,6 +35,9 @@ C_END: Final = 3
 C_ERROR: Final = 4  # None or ErrorInfo
 C_CHILDREN: Final = 5  # list of raw dispatches or None
 C_DISPATCH: Final = 6  # the raw dispatch
+C_QUERIES: Final = 7  # statements run (RECORD_DB), or None
+C_ATOMIC: Final = 8  # inside transaction.atomic (RECORD_DB), or None
+C_ON_COMMIT: Final = 9  # on_commit callbacks registered (RECORD_DB), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,12 @@ class ReceiverCall:
     error: ErrorInfo | None
     dispatch: Dispatch = field(repr=False)
     children: list[Dispatch] = field(default_factory=list, repr=False)
+    #: Database statements the receiver ran (``RECORD_DB``), else None.
+    queries: int | None = None
+    #: Whether it ran inside ``transaction.atomic`` (``RECORD_DB``), else None.
+    in_atomic: bool | None = None
+    #: ``on_commit`` callbacks it registered (``RECORD_DB``), else None.
+    on_commit: int | None = None
 
     @property
     def outcome(self) -> str:

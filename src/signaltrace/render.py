@@ -86,6 +86,10 @@ def _dispatch_line(dispatch: Dispatch) -> str:
 
 def _call_line(call: ReceiverCall) -> str:
     line = f"{call.receiver_name}  {format_ms(call.duration_ns)}"
+    if call.queries is not None:
+        line += f"  {call.queries} quer{'y' if call.queries == 1 else 'ies'}"
+    if call.on_commit:
+        line += f"  {call.on_commit} on_commit"
     if call.is_async:
         line += "  async"
     if call.error is not None:
@@ -152,6 +156,9 @@ def _call_dict(call: ReceiverCall) -> dict[str, Any]:
         "start_ns": call.start_ns,
         "duration_ns": call.duration_ns,
         "outcome": call.outcome,
+        "queries": call.queries,
+        "in_atomic": call.in_atomic,
+        "on_commit": call.on_commit,
         "error": None
         if error is None
         else {

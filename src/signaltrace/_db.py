@@ -1,0 +1,82 @@
+"""Per-receiver database facts: queries run, atomic block, ``on_commit`` callbacks.
+
+Enabled by ``RECORD_DB`` (default: ``DEBUG``). While signaltrace is installed,
+``CursorWrapper._execute``/``_executemany`` count statements in a thread-local
+counter (only while some capture is open); the hook reads it before and after
+each sync receiver. Async receivers run their queries in other threads, so
+their counts are not recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.utils import CursorWrapper
+
+from .context import log_failure
+from .records import C_ATOMIC, C_ON_COMMIT, C_QUERIES
+
+__all__ = ["after", "before", "install", "probe", "uninstall"]
+
+
+class _Counter(threading.local):
+    n = 0
+
+
+QUERIES: Final = _Counter()
+_originals: dict[str, Any] = {}
+
+
+def _counting(name: str) -> Any:
+    original = CursorWrapper.__dict__[name]
+
+    def counted(self: CursorWrapper, *args: Any) -> Any:
+        from . import hook
+
+        if hook.CAPTURING:
+            QUERIES.n += 1
+        return original(self, *args)
+
+    counted.__name__ = counted.__qualname__ = name
+    return counted
+
+
+def install() -> None:
+    """Count statements per thread; idempotent."""
+    for name in ("_execute", "_executemany"):
+        if name not in _originals:
+            _originals[name] = CursorWrapper.__dict__[name]
+            setattr(CursorWrapper, name, _counting(name))
+
+
+def uninstall() -> None:
+    """Put Django's cursor methods back."""
+    for name, original in list(_originals.items()):
+        setattr(CursorWrapper, name, original)
+        del _originals[name]
+
+
+def probe(named: dict[str, Any]) -> Any:
+    """The connection a dispatch is about (``using=``, else default), or None."""
+    alias = named.get("using", DEFAULT_DB_ALIAS)
+    if type(alias) is not str:
+        alias = DEFAULT_DB_ALIAS
+    try:
+        return connections[alias]
+    except Exception as err:
+        log_failure("RECORD_DB connection lookup", err)
+        return None
+
+
+def before(connection: Any, call: list[Any]) -> tuple[int, int]:
+    """Snapshot before a receiver runs; records whether it runs in ``atomic``."""
+    call[C_ATOMIC] = connection.in_atomic_block
+    return QUERIES.n, len(connection.run_on_commit)
+
+
+def after(connection: Any, call: list[Any], snapshot: tuple[int, int]) -> None:
+    """Record queries run and ``on_commit`` callbacks registered by the receiver."""
+    call[C_QUERIES] = QUERIES.n - snapshot[0]
+    call[C_ON_COMMIT] = max(len(connection.run_on_commit) - snapshot[1], 0)
