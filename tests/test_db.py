@@ -128,7 +128,9 @@ def test_executemany_is_counted(settings):
 
     def many(sender, **kwargs):
         with connection.cursor() as cursor:
-            cursor.executemany("SELECT %s", [(1,), (2,)])
+            cursor.executemany(
+                "INSERT INTO testapp_backup (username) VALUES (%s)", [("x",), ("y",)]
+            )
 
     sig.connect(many)
     with signaltrace.capture() as trace:
