@@ -7,7 +7,7 @@ Run from the repository root::
     python benchmarks/bench_overhead.py --quick      # ~20 seconds, smoke test
     python benchmarks/bench_overhead.py --json out.json --rounds 60
 
-Three modes are measured side by side in the same process, alternating every
+Four modes are measured side by side in the same process, alternating every
 round (the hook is installed/uninstalled between them):
 
 ``plain``
@@ -16,7 +16,11 @@ round (the hook is installed/uninstalled between them):
     installed, nothing capturing.
 ``capturing``
     installed, inside a fresh ``signaltrace.capture(max_events=10**9)`` per
-    sample; the trace is closed and discarded after the sample.
+    sample, with the test settings' defaults (``DEBUG=True``, so ``RECORD_DB``
+    is on); the trace is closed and discarded after the sample.
+``lean``
+    as ``capturing``, with ``RECORD_ORIGIN`` and ``RECORD_DB`` off (the
+    production profile in ``docs/how-to/production.md``).
 
 Each figure is the **minimum** over the rounds of the per-operation time of
 one sample, which is the estimator least disturbed by a noisy, shared machine.
@@ -36,6 +40,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +58,13 @@ from django.core.management import call_command  # noqa: E402
 from django.db import models  # noqa: E402
 from django.db.models.signals import post_save  # noqa: E402
 from django.dispatch import Signal  # noqa: E402
+from django.test import override_settings  # noqa: E402
 
 import signaltrace  # noqa: E402
 from tests.testapp.models import Backup  # noqa: E402
 
-MODES = ("plain", "idle", "capturing")
+MODES = ("plain", "idle", "capturing", "lean")
+LEAN = {"ENABLED": True, "RECORD_ORIGIN": False, "RECORD_DB": False}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -195,8 +202,9 @@ def run_sample(workload: Workload, mode: str, n: int) -> float:
     """ns per iteration of one sample of ``n`` iterations in ``mode``."""
     set_mode(mode)
     gc.collect()
-    if mode == "capturing":
-        with signaltrace.capture(max_events=BIG) as trace:
+    if mode in ("capturing", "lean"):
+        settings_cm = override_settings(SIGNALTRACE=LEAN) if mode == "lean" else nullcontext()
+        with settings_cm, signaltrace.capture(max_events=BIG) as trace:
             t0 = time.perf_counter_ns()
             workload.loop(n)
             elapsed = time.perf_counter_ns() - t0
@@ -240,7 +248,7 @@ def bench_timing(
     for r in range(rounds):
         # Rotate the mode order every round so that no mode always runs first
         # (or right after a capture's garbage was freed).
-        order = MODES[r % 3 :] + MODES[: r % 3]
+        order = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
         for workload, n in plan:
             for mode in order:
                 results[workload.name]["samples"][mode].append(run_sample(workload, mode, n))
@@ -255,6 +263,7 @@ def bench_timing(
         entry["median_ns"] = {m: sorted(samples[m])[len(samples[m]) // 2] for m in MODES}
         entry["idle_ratio"] = best["idle"] / best["plain"]
         entry["capturing_ratio"] = best["capturing"] / best["plain"]
+        entry["lean_ratio"] = best["lean"] / best["plain"]
     return results
 
 
@@ -370,8 +379,9 @@ def render(
         f"(Python {meta['python']}, Django {meta['django']}, signaltrace {meta['signaltrace']}"
         f"{', git ' + meta['git'] if meta['git'] else ''})",
         "",
-        "| workload | plain | idle | capturing | idle ratio | capturing ratio | target |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| workload | plain | idle | capturing | lean | idle ratio | capturing ratio "
+        "| lean ratio | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, entry in timing.items():
         best = entry["min_ns"]
@@ -386,7 +396,8 @@ def render(
         ]
         lines.append(
             f"| {name} | {_ns(best['plain'])} | {_ns(best['idle'])} | {_ns(best['capturing'])} "
-            f"| {entry['idle_ratio']:.3f}× | {entry['capturing_ratio']:.3f}× "
+            f"| {_ns(best['lean'])} | {entry['idle_ratio']:.3f}× "
+            f"| {entry['capturing_ratio']:.3f}× | {entry['lean_ratio']:.3f}× "
             f"| {'; '.join(verdicts) or '—'} |"
         )
     lines.append("")
@@ -396,7 +407,7 @@ def render(
         med = entry["median_ns"]
         lines.append(
             f"- {name}: plain {_ns(med['plain'])}, idle {_ns(med['idle'])}, "
-            f"capturing {_ns(med['capturing'])} "
+            f"capturing {_ns(med['capturing'])}, lean {_ns(med['lean'])} "
             f"({entry['iterations_per_sample']} iterations per sample)"
         )
     if memory is not None:
