@@ -87,9 +87,10 @@ async def _run_parallel(
         try:
             results[i] = await coro
         except BaseException as exc:
+            # Robust dispatch catches Exception in its wrapper, so what reaches
+            # here is the receiver's own failure (or a BaseException).
             call[C_END] = perf_counter_ns()
-            if call[C_ERROR] is None:
-                call[C_ERROR] = error_info(exc)
+            call[C_ERROR] = error_info(exc)
             raise
         call[C_END] = perf_counter_ns()
 
