@@ -370,10 +370,8 @@ class TestMoreCorners:
 
             async def main(sig=sig):
                 async with signaltrace.capture() as trace:
-                    try:
+                    with contextlib.suppress(BaseException):
                         await getattr(sig, method)(sender=None)
-                    except BaseException:
-                        pass
                 return trace
 
             trace = asyncio.run(main())
