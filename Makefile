@@ -14,7 +14,9 @@ ifneq ($(PYENV_PYTHONS),)
 export PATH := $(subst $(space),:,$(foreach v,$(PYENV_PYTHONS),$(PYENV_ROOT_DIR)/versions/$(v)/bin)):$(PATH)
 endif
 
-.PHONY: demo test tools clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test tools browser clean
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,13 @@ $(VENV)/.tools: pyproject.toml
 
 tools: $(VENV)/.tools
 
-test: $(VENV)/.tools
+# The viewer's browser test drives Debian's chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.tools browser
 	$(VENV)/bin/tox run
 
 demo: $(VENV)/.tools

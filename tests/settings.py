@@ -14,3 +14,9 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 SIGNALTRACE = {"ENABLED": True}
+MIDDLEWARE = ["signaltrace.middleware.SignalTraceMiddleware"]
+INTERNAL_IPS = ["127.0.0.1"]
+STATIC_URL = "/static/"
+# Diagnostics (issue 6): bulk operations, receiver map and checks; diagdbapp has
+# models only on Django 6.1+ (database-level on_delete).
+INSTALLED_APPS += ["tests.diagapp", "tests.diagdbapp"]

@@ -19,6 +19,14 @@ class SignalTraceConfig(AppConfig):
         from .hook import install
 
         checks.register(check_settings, checks.Tags.compatibility)
+        from .middleware import check_middleware
+
+        checks.register(check_middleware, checks.Tags.compatibility)
+        from .diagnostics import checks as diagnostics
+
+        checks.register(diagnostics.check_unimported_signals, checks.Tags.signals)
+        checks.register(diagnostics.check_duplicate_receivers, checks.Tags.signals)
+        checks.register(diagnostics.check_senderless_receivers, checks.Tags.signals)
         # Bad settings are reported by the system check (signaltrace.E001/E002);
         # install() itself refuses to run with them.
         from .conf import _user_settings, config_errors

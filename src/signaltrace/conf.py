@@ -45,6 +45,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "LOG_PROBLEM_LEVEL": "warning",
     "LOG_FIELDS": None,
     "SINKS": (),
+    # Diagnostics (skipped signals, system checks).
+    "DETECT_SKIPPED": True,
+    "SKIPPED_WARNING": False,
+    "CHECK_SENDERLESS": True,
 }
 
 #: Levels ``LOG_LEVEL`` and ``LOG_PROBLEM_LEVEL`` accept.
@@ -89,6 +93,12 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
         f"None or a list of field names from {', '.join(LOG_FIELD_NAMES)}",
     ),
     "SINKS": ((list, tuple), "a list of dotted paths to sinks"),
+    "DETECT_SKIPPED": ((bool,), "a bool"),
+    "SKIPPED_WARNING": ((bool,), "a bool"),
+    "CHECK_SENDERLESS": (
+        (bool, list, tuple),
+        "a bool, or a list of dotted receiver names not to report",
+    ),
 }
 
 _cache: tuple[object, bool, dict[str, Any]] | None = None

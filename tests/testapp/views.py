@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import threading
 import time
 from typing import Any
 
@@ -62,9 +63,15 @@ async def async_signal_view(request: Any, marker: str) -> HttpResponse:
     return HttpResponse(marker, content_type="text/plain")
 
 
+#: The threaded live server shares one in-memory SQLite connection between its
+#: threads, which cannot run statements concurrently: take turns for the DB work.
+_db_turns = threading.Lock()
+
+
 def create_user_view(request: Any) -> JsonResponse:
     username = request.GET["username"]
-    user = User.objects.create(username=username)
+    with _db_turns:
+        user = User.objects.create(username=username)
     view_signal.send(sender="create_user_view", marker=username)
     return JsonResponse({"pk": user.pk, "username": username})
 

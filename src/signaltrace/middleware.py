@@ -1,0 +1,393 @@
+"""``SignalTraceMiddleware``: one trace per request, for WSGI and ASGI.
+
+.. code-block:: python
+
+    MIDDLEWARE = ["signaltrace.middleware.SignalTraceMiddleware", *MIDDLEWARE]
+
+For every request the middleware opens a :class:`~signaltrace.capture`, runs
+the rest of the stack, and closes the trace when the response is returned,
+or, for a streaming response, when its content is exhausted or the response is
+closed. The finished trace goes to the sinks (ring buffer for the viewer,
+structlog event, console tree; see :mod:`signaltrace.sinks`). Where
+``SHOW_CALLBACK(request)`` allows, the response gets a ``Server-Timing`` entry
+and an ``X-Signaltrace-Id`` header (aggregates only).
+
+The capture is entered in a private copy of the context and only the
+recording cursor is set (and reset) around the view, so the request's own
+context is left exactly as it was found: pooled WSGI threads never carry a
+trace into the next request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Final
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import ResolverMatch
+from django.utils.module_loading import import_string
+
+from . import sinks
+from .capture import Trace, capture
+from .conf import _user_settings, config_errors, get_config
+from .context import CURSOR, log_failure
+from .naming import type_label
+from .sinks._summary import summarize
+
+__all__ = ["SignalTraceMiddleware", "check_middleware", "new_id", "show_trace", "shown"]
+
+PATH: Final = "signaltrace.middleware.SignalTraceMiddleware"
+#: The URL namespace of the trace viewer, whose own requests are not recorded.
+VIEWER_APP: Final = "signaltrace"
+
+
+def show_trace(request: HttpRequest) -> bool:
+    """The default ``SHOW_CALLBACK``: ``DEBUG`` is on and the client is in ``INTERNAL_IPS``.
+
+    .. versionadded:: 0.1.0
+    """
+    return bool(settings.DEBUG) and request.META.get("REMOTE_ADDR") in settings.INTERNAL_IPS
+
+
+_callback_cache: tuple[object, Callable[[HttpRequest], Any]] | None = None
+
+
+def _show_callback(config: dict[str, Any]) -> Callable[[HttpRequest], Any]:
+    global _callback_cache
+    cached = _callback_cache
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    callback = config["SHOW_CALLBACK"]
+    if isinstance(callback, str):
+        callback = import_string(callback)
+    _callback_cache = (config, callback)
+    return callback  # type: ignore[no-any-return]
+
+
+def shown(request: HttpRequest, config: dict[str, Any] | None = None) -> bool:
+    """Whether ``SHOW_CALLBACK`` lets ``request`` see trace details (False if it fails).
+
+    :param config: the settings from :func:`~signaltrace.conf.get_config`, if at hand.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        return bool(_show_callback(config or get_config())(request))
+    except Exception as err:
+        log_failure("SHOW_CALLBACK", err)
+        return False
+
+
+def _view_name(match: ResolverMatch | None) -> str | None:
+    if match is None:
+        return None
+    target = getattr(match.func, "view_class", match.func)
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None)
+    if isinstance(module, str) and isinstance(name, str):
+        return f"{module}.{name}"
+    return str(match.view_name)
+
+
+class _Run:
+    """The trace of one request, from the view's start to the response's end."""
+
+    __slots__ = (
+        "_capture",
+        "_context",
+        "_done",
+        "_lock",
+        "_snapshot",
+        "config",
+        "cursor",
+        "trace",
+    )
+
+    def __init__(self, request: HttpRequest, config: dict[str, Any]) -> None:
+        self.config = config
+        method, path = request.method or "", request.path
+        self._capture = capture(label=f"{method} {path}")
+        # Enter in a private context: the request's context only ever sees
+        # CURSOR set and reset around the view (see the module docstring).
+        self._context = contextvars.copy_context()
+        self.trace, self.cursor = self._context.run(self._enter)
+        try:
+            meta = self.trace.meta
+            meta["id"] = new_id()
+            meta["method"] = method
+            meta["path"] = path
+        except BaseException:
+            self._context.run(self._capture.__exit__, None, None, None)
+            raise
+        self._lock: threading.Lock | None = None  # only streams can close from elsewhere
+        self._done = False
+        self._snapshot: contextvars.Context | None = None
+
+    def _enter(self) -> tuple[Trace, list[Any] | None]:
+        trace = self._capture.__enter__()
+        return trace, CURSOR.get()
+
+    def finish(
+        self,
+        request: HttpRequest,
+        response: HttpResponseBase | None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Record the outcome, add headers, and close (now or when the stream ends)."""
+        try:
+            trace = self.trace
+            meta = trace.meta
+            match = getattr(request, "resolver_match", None)
+            meta["view"] = _view_name(match)
+            if response is None:
+                meta["status"] = None
+                meta["exception"] = type_label(type(exc))
+            else:
+                meta["status"] = response.status_code
+            meta["streaming"] = streaming = response is not None and response.streaming
+            trace.label = f"{meta['method']} {meta['path']} {meta['status'] or 'exception'}"
+            internal = match is not None and VIEWER_APP in match.app_names
+            if response is not None and streaming and not internal:
+                self._stream(response)
+            else:
+                self._close(emit=not internal)
+            if response is not None and not internal and shown(request, self.config):
+                _add_headers(response, trace, self.config)
+        except Exception as err:
+            log_failure("middleware", err)
+            self.close_stream()  # never leave a capture open; idempotent
+
+    def _close(self, *, emit: bool) -> None:
+        if self._lock is None:  # not streaming: only the request's own flow closes
+            if self._done:
+                return
+            self._done = True
+        else:
+            with self._lock:
+                if self._done:
+                    return
+                self._done = True
+        self._context.run(self._capture.__exit__, None, None, None)
+        if not emit:
+            return
+        if self._snapshot is None:
+            sinks.emit(self.trace, self.config)
+        else:
+            self._snapshot.run(sinks.emit, self.trace, self.config)
+
+    def close_stream(self) -> None:
+        """Close the trace (if still open) and hand it to the sinks; never raises."""
+        try:
+            self._close(emit=True)
+        except Exception as err:
+            log_failure("middleware stream", err)
+
+    def _stream(self, response: Any) -> None:
+        # Sinks run later, in this context (structlog's contextvars included).
+        self._snapshot = contextvars.copy_context()
+        self._lock = threading.Lock()
+        response._resource_closers.append(self.close_stream)
+        if getattr(response, "file_to_stream", None) is not None:
+            # Left alone so wsgi.file_wrapper/sendfile still applies; reading a
+            # file sends no signals, and close() ends the trace.
+            return
+        if response.is_async:
+            response.streaming_content = _AsyncTraced(response.streaming_content, self)
+        else:
+            response.streaming_content = _SyncTraced(response.streaming_content, self)
+
+
+def _add_headers(response: HttpResponseBase, trace: Trace, config: dict[str, Any]) -> None:
+    if config["SERVER_TIMING"]:
+        summary = summarize(trace, config["SLOW_MS"])
+        plural = "" if summary.calls == 1 else "s"
+        entry = (
+            f"signaltrace;dur={summary.receiver_time_ns / 1e6:.3f};"
+            f'desc="{summary.calls} receiver{plural}"'
+        )
+        existing = response.headers.get("Server-Timing")
+        response.headers["Server-Timing"] = f"{existing}, {entry}" if existing else entry
+    response.headers["X-Signaltrace-Id"] = trace.meta["id"]
+
+
+class _SyncTraced:
+    """Streaming content that records into the request's trace while it is read."""
+
+    __slots__ = ("_inner", "_run")
+
+    def __init__(self, inner: Iterator[bytes], run: _Run) -> None:
+        self._inner = inner
+        self._run = run
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        token = CURSOR.set(self._run.cursor)
+        try:
+            chunk = next(self._inner)
+        except StopIteration:
+            CURSOR.reset(token)
+            self._run.close_stream()
+            raise
+        except BaseException:
+            CURSOR.reset(token)
+            raise
+        CURSOR.reset(token)
+        return chunk
+
+
+class _AsyncTraced:
+    """The async counterpart of :class:`_SyncTraced`."""
+
+    __slots__ = ("_inner", "_run")
+
+    def __init__(self, inner: AsyncIterator[bytes], run: _Run) -> None:
+        self._inner = inner
+        self._run = run
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        token = CURSOR.set(self._run.cursor)
+        try:
+            chunk = await anext(self._inner)
+        except StopAsyncIteration:
+            CURSOR.reset(token)
+            self._run.close_stream()
+            raise
+        except BaseException:
+            CURSOR.reset(token)
+            raise
+        CURSOR.reset(token)
+        return chunk
+
+
+def new_id() -> str:
+    """A new trace id: 32 random hex digits (unique across processes, unguessable).
+
+    .. versionadded:: 0.1.0
+    """
+    return os.urandom(16).hex()
+
+
+def _start(request: HttpRequest) -> _Run | None:
+    config = get_config()
+    if not config["ENABLED"]:
+        return None
+    try:
+        return _Run(request, config)
+    except Exception as err:
+        log_failure("middleware start", err)
+        return None
+
+
+class SignalTraceMiddleware:
+    """Trace the signals of every request; sync- and async-capable.
+
+    .. versionadded:: 0.1.0
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        run = _start(request)
+        if run is None:
+            return self.get_response(request)
+        run.trace.meta["async"] = False
+        token = CURSOR.set(run.cursor)
+        try:
+            response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
+        except BaseException as exc:
+            CURSOR.reset(token)
+            run.finish(request, None, exc)
+            raise
+        CURSOR.reset(token)
+        run.finish(request, response)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        run = _start(request)
+        if run is None:
+            return await self.get_response(request)  # type: ignore[no-any-return, misc]
+        run.trace.meta["async"] = True
+        token = CURSOR.set(run.cursor)
+        try:
+            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        except BaseException as exc:
+            CURSOR.reset(token)
+            run.finish(request, None, exc)
+            raise
+        CURSOR.reset(token)
+        run.finish(request, response)
+        return response
+
+
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """System checks for per-request tracing.
+
+    - ``signaltrace.W100``: the middleware is not first in ``MIDDLEWARE``.
+    - ``signaltrace.E100``: ``SHOW_CALLBACK`` does not import.
+    - ``signaltrace.E101``: a ``SINKS`` entry does not import or is not a sink.
+
+    .. versionadded:: 0.1.0
+    """
+    messages: list[CheckMessage] = []
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
+    if PATH in middleware and middleware.index(PATH) != 0:
+        messages.append(
+            Warning(
+                f"{PATH} is not the first entry in MIDDLEWARE.",
+                hint="Signals sent by the middleware listed before it (SessionMiddleware "
+                "saving a session, for one) are missing from request traces. Move it to "
+                "the top unless that is what you want.",
+                id="signaltrace.W100",
+            )
+        )
+    if config_errors(_user_settings()):
+        return messages  # reported by check_settings
+    config = get_config()
+    callback = config["SHOW_CALLBACK"]
+    if isinstance(callback, str):
+        try:
+            import_string(callback)
+        except ImportError as err:
+            messages.append(
+                Error(
+                    f"SIGNALTRACE['SHOW_CALLBACK'] {callback!r} does not import: {err}",
+                    hint="Give the dotted path of a function taking the request, such as "
+                    "'signaltrace.middleware.show_trace'.",
+                    id="signaltrace.E100",
+                )
+            )
+    for path in config["SINKS"]:
+        try:
+            sinks.load_sink(path)
+        except Exception as err:
+            messages.append(
+                Error(
+                    f"SIGNALTRACE['SINKS'] entry {path!r} cannot be used: {err}",
+                    hint="Give the dotted path of a class (or object) with an emit(trace) method.",
+                    id="signaltrace.E101",
+                )
+            )
+    return messages

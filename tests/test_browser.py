@@ -1,0 +1,205 @@
+"""The trace viewer in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+The async API is used (no greenlets: coverage follows it as plain asyncio).
+Playwright's own browser downloads are not used: the system Chromium is
+launched through ``executable_path``. A missing browser (or Playwright) is a
+failure, not a skip: CI installs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from signaltrace.sinks import memory
+from signaltrace.sinks.memory import buffer
+
+CHROMIUM = os.environ.get("SIGNALTRACE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def chromium():
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if not path:  # pragma: no cover - CI installs it; a missing browser fails, never skips
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _tracing(settings):
+    settings.DEBUG = True
+    settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None}
+    buffer().clear()
+    yield
+    memory._buffer.clear()
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.headers.get("X-Signaltrace-Id"), response.read()
+
+
+async def browse(base, user_trace, chromium, tmp_path):
+    """The browser part, on Playwright's async API."""
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            args=ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            page = await context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
+            await page.goto(f"{base}/__signaltrace__/")
+            rows = page.locator("#st-rows tr.st-request")
+            await expect(rows).to_have_count(3)
+            await expect(page.locator("#st-rows tr.st-has-error")).to_have_count(1)
+            await page.screenshot(path=str(tmp_path / "list.png"), full_page=True)
+
+            # Filters: requests with errors only, then back.
+            await page.check("input[name=errors]")  # submits the form on change
+            await expect(rows).to_have_count(1)
+            await expect(rows.first).to_contain_text("/robust/")
+            await page.goto(f"{base}/__signaltrace__/")
+
+            # Into the user-creating request.
+            await page.locator(f'a.st-path[href="{user_trace}/"]').click()
+            await expect(page).to_have_url(f"{base}/__signaltrace__/{user_trace}/")
+            tree = page.get_by_role("tree")
+            items = tree.locator('[role="treeitem"]')  # hidden ones too
+            await expect(items).to_have_count(7)
+
+            # The waterfall: every bar is laid out proportionally, inside the lane.
+            bars = page.locator(".st-tree .st-bar")
+            await expect(bars).to_have_count(7)
+            lane = await page.locator(".st-tree .st-col-lane").first.bounding_box()
+            for index in range(7):
+                box = await bars.nth(index).bounding_box()
+                assert box is not None
+                assert box["width"] >= 1
+                assert lane["x"] - 1 <= box["x"] <= lane["x"] + lane["width"] + 1
+            post_save, create_profile = (
+                await bars.nth(0).bounding_box(),
+                await bars.nth(1).bounding_box(),
+            )
+            assert post_save["x"] <= create_profile["x"] + 1
+            assert (
+                create_profile["x"] + create_profile["width"]
+                <= post_save["x"] + post_save["width"] + 1
+            )
+
+            # The time axis zooms to the signals and back; bars stay nested.
+            zoom = page.locator("[data-zoom]")
+            pressed = await zoom.get_attribute("aria-pressed")
+            await zoom.click()
+            await expect(zoom).not_to_have_attribute("aria-pressed", pressed)
+            zoomed = await bars.nth(0).bounding_box()
+            assert zoomed["width"] != post_save["width"]
+            await zoom.click()
+            await expect(zoom).to_have_attribute("aria-pressed", pressed)
+
+            # Collapse post_save with the mouse, expand it again with the keyboard.
+            first = items.nth(0)
+            await expect(first).to_have_attribute("aria-expanded", "true")
+            await first.locator(".st-twisty").click()
+            await expect(first).to_have_attribute("aria-expanded", "false")
+            await expect(items.nth(1)).to_be_hidden()
+            await expect(first).to_be_focused()
+            await page.keyboard.press("ArrowRight")
+            await expect(first).to_have_attribute("aria-expanded", "true")
+            await expect(items.nth(1)).to_be_visible()
+
+            # Down to create_user_profile: its details are shown.
+            await page.keyboard.press("ArrowDown")
+            receiver = items.nth(1)
+            await expect(receiver).to_have_attribute("aria-selected", "true")
+            details = page.locator(f'.st-detail[data-for="{await receiver.get_attribute("id")}"]')
+            await expect(details).to_be_visible()
+            await expect(details).to_contain_text("tests.testapp.signals.create_user_profile")
+            await expect(details).to_contain_text("tests/testapp/signals.py:")
+            await expect(details).to_contain_text("returned")
+            await expect(details.locator(".st-kwargs")).to_contain_text("created")
+            await expect(page.locator(".st-detail:visible")).to_have_count(1)
+
+            # Left goes to the parent; Left again collapses; Enter toggles back open.
+            await page.keyboard.press("ArrowLeft")
+            await expect(first).to_be_focused()
+            await page.keyboard.press("ArrowLeft")
+            await expect(first).to_have_attribute("aria-expanded", "false")
+            await page.keyboard.press("Enter")
+            await expect(first).to_have_attribute("aria-expanded", "true")
+            await page.keyboard.press("End")
+            await expect(items.nth(6)).to_be_focused()
+            await page.keyboard.press("Home")
+            await expect(first).to_be_focused()
+
+            # Collapse all / expand all buttons.
+            await page.get_by_role("button", name="Collapse all").click()
+            await expect(tree.locator('[role="treeitem"]:visible')).to_have_count(2)
+            await page.get_by_role("button", name="Expand all").click()
+            await expect(tree.locator('[role="treeitem"]:visible')).to_have_count(7)
+
+            # Select the nested receiver with the mouse for the screenshot.
+            await items.nth(4).click()
+            await expect(items.nth(4)).to_have_attribute("aria-selected", "true")
+            await page.screenshot(path=str(tmp_path / "detail.png"), full_page=True)
+
+            # The error request: the failing receiver is selected on arrival.
+            await page.goto(f"{base}/__signaltrace__/")
+            await page.locator("#st-rows tr.st-has-error td.st-time").click()  # the whole row links
+            failing = page.locator('[role="treeitem"][aria-selected="true"]')
+            await expect(failing).to_contain_text("fails")
+            current = page.locator(".st-detail:visible")
+            await expect(current.locator(".st-exc")).to_contain_text("ValueError")
+            await expect(current.locator(".st-exc")).to_contain_text("Swallowed by send_robust")
+            await expect(current.locator(".st-redacted")).to_have_count(2)
+            await page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
+
+            # Auto-refresh picks up new requests without a reload.
+            await page.goto(f"{base}/__signaltrace__/")
+            await page.check("#st-refresh")
+            await expect(page.locator("#st-rows tr.st-request")).to_have_count(3)
+            await asyncio.to_thread(get, f"{base}/signal/later/")
+            await expect(page.locator("#st-rows tr.st-request")).to_have_count(4, timeout=10_000)
+            await expect(page.locator("#st-rows")).to_contain_text("/signal/later/")
+            await page.uncheck("#st-refresh")
+        finally:
+            await context.close()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_viewer_in_chromium(live_server, chromium, tmp_path):
+    """List, click into a request, collapse and expand with mouse and keyboard, inspect."""
+    # Some requests to look at. The browser part runs in an event loop, where
+    # Django would refuse DB access: the live server thread does all of it.
+    user_trace, _body = get(f"{live_server.url}/create-user/?username=browser")
+    get(f"{live_server.url}/robust/")
+    get(f"{live_server.url}/signal/plain/")
+    errors = asyncio.run(browse(live_server.url, user_trace, chromium, tmp_path))
+    assert errors == []
+    for name in ("list.png", "detail.png", "error.png"):
+        assert Path(tmp_path / name).stat().st_size > 10_000
