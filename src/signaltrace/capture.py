@@ -15,7 +15,7 @@ import re
 import threading
 from contextvars import Token
 from datetime import UTC, datetime
-from time import perf_counter_ns
+from time import perf_counter_ns, time_ns
 from types import TracebackType
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from . import naming
 from ._record import resolve_receiver
 from .conf import get_config
 from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
+from .hook import install, is_installed, watch_captures, watch_empty
 from .records import (
     C_ASYNC,
     C_ATOMIC,
@@ -122,7 +123,7 @@ class Trace:
         #: Events not recorded because :setting:`MAX_EVENTS` was reached.
         self.dropped = 0
         self.closed = False
-        self.started_at = datetime.now(UTC)
+        self._started_epoch_ns = time_ns()
         self.start_ns = perf_counter_ns()
         self.end_ns: int | None = None
         #: Free-form facts set by whoever opened the trace (the middleware
@@ -158,6 +159,16 @@ class Trace:
                 )
             for raw_call in list(raw[D_CALLS]):
                 raw_call[C_RECEIVER] = resolve_receiver(raw_call[C_RECEIVER])
+
+    @property
+    def started_at(self) -> datetime:
+        """When the trace was opened, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self._started_epoch_ns / 1e9, tz=UTC)
+
+    @property
+    def started_epoch_ns(self) -> int:
+        """When the trace was opened, in nanoseconds since the Unix epoch."""
+        return self._started_epoch_ns
 
     @property
     def duration_ns(self) -> int:
@@ -422,8 +433,6 @@ class capture:
         self._previous: list[Any] | None = None
 
     def __enter__(self) -> Trace:
-        from .hook import install, is_installed, watch_captures, watch_empty
-
         if self.trace is not None:
             raise RuntimeError("this capture() is already in use; create a new one")
         if not is_installed():
@@ -461,8 +470,6 @@ class capture:
             CURSOR.set(self._previous)
         if self.all_threads:
             remove_global(trace)
-        from .hook import watch_captures, watch_empty
-
         with _COUNT_LOCK:
             watch_captures(-1)
             if trace.options.record_empty:
