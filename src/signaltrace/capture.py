@@ -397,6 +397,13 @@ class Trace:
 
         return assert_no_errors(self)
 
+    def assert_no_skipped(self) -> Trace:
+        """See :func:`signaltrace.diagnostics.assert_no_skipped`."""
+        __tracebackhide__ = True
+        from .diagnostics import assert_no_skipped
+
+        return assert_no_skipped(self)
+
     # -- end assertions --
 
 

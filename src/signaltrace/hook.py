@@ -564,6 +564,10 @@ def install(*, blinker: bool | None = None) -> None:
             if (blinker_cls, name) not in _originals:
                 _originals[(blinker_cls, name)] = blinker_cls.__dict__[name]
                 setattr(blinker_cls, name, _BLINKER_REPLACEMENTS[name])
+    if config["DETECT_SKIPPED"]:
+        from .diagnostics import bulk
+
+        bulk.install()
 
 
 def uninstall() -> None:
@@ -575,6 +579,9 @@ def uninstall() -> None:
         setattr(cls, name, original)
         del _originals[(cls, name)]
     _db.uninstall()
+    from .diagnostics import bulk
+
+    bulk.uninstall()
 
 
 def is_installed() -> bool:

@@ -1,0 +1,198 @@
+"""System checks for receivers that are missing, doubled or broader than meant.
+
+- ``signaltrace.W001``: an installed app has a ``signals.py`` or
+  ``receivers.py`` (or a ``signals``/``receivers`` package) whose
+  ``@receiver`` functions never connected, because nothing imported it. Found
+  by reading the source with :mod:`ast`; the module is not imported.
+- ``signaltrace.W002``: one function (same module, name and code) is
+  connected twice to one signal for overlapping senders, so it runs twice:
+  its module was imported twice, or ``connect()`` ran twice without a
+  ``dispatch_uid``.
+- ``signaltrace.I001``: a receiver of a model signal (``pre_save``,
+  ``post_delete``, ``m2m_changed``...) connected without ``sender=`` runs for
+  every model. :setting:`CHECK_SENDERLESS` turns it off or lists receivers it
+  should leave alone.
+
+All three are registered with the ``signals`` tag.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.core import checks
+from django.core.checks import CheckMessage
+from django.db.models.signals import ModelSignal
+
+from signaltrace import naming
+from signaltrace.conf import get_config
+
+from ._source import receiver_functions
+from .connections import Connection, connections, sender_candidates, sender_text
+from .discovery import discover_signals
+
+__all__ = ["check_duplicate_receivers", "check_senderless_receivers", "check_unimported_signals"]
+
+_MODULE_NAMES = ("signals", "receivers")
+
+
+def _candidate_modules(app_config: AppConfig) -> list[tuple[str, str]]:
+    """``(module name, file)`` of the app's signals/receivers modules that exist."""
+    found = []
+    for name in _MODULE_NAMES:
+        base = os.path.join(app_config.path, name)
+        if os.path.isfile(base + ".py"):
+            found.append((f"{app_config.name}.{name}", base + ".py"))
+        elif os.path.isdir(base):
+            for entry in sorted(os.listdir(base)):
+                stem, ext = os.path.splitext(entry)
+                if ext == ".py" and stem.isidentifier():
+                    module = f"{app_config.name}.{name}"
+                    found.append(
+                        (
+                            module if stem == "__init__" else f"{module}.{stem}",
+                            os.path.join(base, entry),
+                        )
+                    )
+    return found
+
+
+def _ready_hint(app_config: AppConfig, module: str) -> str:
+    relative = "." + module[len(app_config.name) + 1 :]
+    statement = f"from {relative.rsplit('.', 1)[0] or '.'} import {relative.rsplit('.', 1)[1]}"
+    cls = type(app_config)
+    if cls is AppConfig:
+        return (
+            f"{app_config.name} has no AppConfig of its own: add one in "
+            f"{app_config.name}.apps whose ready() runs `{statement}  # noqa: F401`."
+        )
+    return f"Import it in {naming.type_label(cls)}.ready(): `{statement}  # noqa: F401`."
+
+
+def check_unimported_signals(
+    app_configs: Iterable[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``signaltrace.W001`` for each signals module with receivers that was never imported.
+
+    .. versionadded:: 0.1.0
+    """
+    messages: list[CheckMessage] = []
+    for app_config in apps.get_app_configs() if app_configs is None else app_configs:
+        for module, filename in _candidate_modules(app_config):
+            if module in sys.modules:
+                continue
+            functions = receiver_functions(filename)
+            if not functions:
+                continue
+            names = ", ".join(name for name, _line in functions)
+            messages.append(
+                checks.Warning(
+                    f"{module} defines @receiver functions ({names}) but was never "
+                    "imported, so they are not connected and never run.",
+                    hint=_ready_hint(app_config, module),
+                    obj=module,
+                    id="signaltrace.W001",
+                )
+            )
+    return messages
+
+
+def _identity(receiver: object) -> tuple[str, str | None, int | None] | None:
+    """Module, qualname and code location of a plain function receiver, else None."""
+    if type(receiver) is not types.FunctionType:
+        return None
+    name, filename, lineno = naming.describe_receiver(receiver)
+    if "<locals>" in name:
+        return None  # closures made per sender by a factory are distinct on purpose
+    return name, filename, lineno
+
+
+def _overlap(a: Connection, b: Connection) -> bool:
+    return a.any_sender or b.any_sender or a.sender_key == b.sender_key
+
+
+def check_duplicate_receivers(
+    app_configs: Iterable[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``signaltrace.W002`` for a function connected twice to one signal.
+
+    .. versionadded:: 0.1.0
+    """
+    messages: list[CheckMessage] = []
+    candidates = sender_candidates()
+    for info in discover_signals():
+        groups: dict[tuple[str, str | None, int | None], list[Connection]] = {}
+        for connection in connections(info.signal, candidates):
+            identity = _identity(connection.receiver)
+            if identity is not None:
+                groups.setdefault(identity, []).append(connection)
+        for (name, filename, lineno), group in groups.items():
+            pairs = [(a, b) for i, a in enumerate(group) for b in group[i + 1 :] if _overlap(a, b)]
+            if not pairs:
+                continue
+            senders = sorted({sender_text(c) or "any sender" for pair in pairs for c in pair})
+            copies = len({id(c.receiver) for pair in pairs for c in pair})
+            cause = (
+                "its module was imported twice, and each copy of the function is connected"
+                if copies > 1
+                else "it was connected again (for any sender and for one sender, "
+                "or under another dispatch_uid)"
+            )
+            messages.append(
+                checks.Warning(
+                    f"{name} is connected to {info.name} more than once "
+                    f"({', '.join(senders)}), so it runs more than once per send: {cause}.",
+                    hint=(
+                        "Connect receivers once, from AppConfig.ready(), and import the "
+                        "module by one name only; pass dispatch_uid= to make a repeated "
+                        f"connect() harmless. Defined at {filename}:{lineno}."
+                    ),
+                    obj=name,
+                    id="signaltrace.W002",
+                )
+            )
+    return messages
+
+
+def check_senderless_receivers(
+    app_configs: Iterable[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``signaltrace.I001`` for a model-signal receiver connected without ``sender=``.
+
+    .. versionadded:: 0.1.0
+    """
+    setting = get_config()["CHECK_SENDERLESS"]
+    if setting is False:
+        return []
+    ignored = set(setting) if isinstance(setting, (list, tuple)) else set()
+    messages: list[CheckMessage] = []
+    for info in discover_signals():
+        if not isinstance(info.signal, ModelSignal):
+            continue
+        for connection in connections(info.signal):
+            if not connection.any_sender:
+                continue
+            name, filename, lineno = naming.describe_receiver(connection.receiver)
+            if name in ignored or name.startswith("django."):
+                continue
+            where = f" ({filename}:{lineno})" if filename is not None else ""
+            messages.append(
+                checks.Info(
+                    f"{name}{where} is connected to {info.name} without sender=, "
+                    "so it runs for every model.",
+                    hint=(
+                        "Pass sender=<Model> to connect() or @receiver() if it is meant "
+                        "for one model. If it is meant for all, list it in "
+                        "SIGNALTRACE['CHECK_SENDERLESS'] (or set that to False) to "
+                        "silence this."
+                    ),
+                    obj=name,
+                    id="signaltrace.I001",
+                )
+            )
+    return messages

@@ -1,0 +1,3 @@
+"""Management commands of the signaltrace app."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""A fixture app whose receivers never connect: nothing imports its signals modules."""

@@ -1,0 +1,1 @@
+"""A receivers package; its submodules are checked one by one."""
