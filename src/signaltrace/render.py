@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from .records import Dispatch, ReceiverCall, SkippedDispatch
+from .records import Dispatch, Origin, ReceiverCall, SkippedDispatch
 
 if TYPE_CHECKING:
     from .capture import Trace
@@ -171,8 +171,13 @@ def _call_dict(call: ReceiverCall) -> dict[str, Any]:
     }
 
 
+def _origin_dict(origin: Origin | None) -> dict[str, Any] | None:
+    if origin is None:
+        return None
+    return {"filename": origin.filename, "lineno": origin.lineno, "function": origin.function}
+
+
 def _dispatch_dict(dispatch: Dispatch) -> dict[str, Any]:
-    origin = dispatch.origin
     return {
         "signal": dispatch.signal_name,
         "signal_path": dispatch.signal_path,
@@ -181,16 +186,13 @@ def _dispatch_dict(dispatch: Dispatch) -> dict[str, Any]:
         "kwargs": dict(dispatch.kwargs),
         "start_ns": dispatch.start_ns,
         "duration_ns": dispatch.duration_ns,
-        "origin": None
-        if origin is None
-        else {"filename": origin.filename, "lineno": origin.lineno, "function": origin.function},
+        "origin": _origin_dict(dispatch.origin),
         "receiver_count": dispatch.receiver_count,
         "calls": [_call_dict(call) for call in dispatch.calls],
     }
 
 
 def _skipped_dict(item: SkippedDispatch) -> dict[str, Any]:
-    origin = item.origin
     return {
         "operation": item.operation,
         "model": item.model,
@@ -198,9 +200,7 @@ def _skipped_dict(item: SkippedDispatch) -> dict[str, Any]:
         "receivers": list(item.receivers),
         "rows": item.rows,
         "start_ns": item.start_ns,
-        "origin": None
-        if origin is None
-        else {"filename": origin.filename, "lineno": origin.lineno, "function": origin.function},
+        "origin": _origin_dict(item.origin),
     }
 
 
