@@ -79,7 +79,9 @@ class TestInstall:
         finally:
             signaltrace.uninstall()
             signaltrace.install()
-        assert blinker.Signal.send is hook.blinker_send
+        from signaltrace import _blinker
+
+        assert blinker.Signal.send is _blinker.blinker_send
 
 
 @pytest.mark.parametrize("capturing", [False, True], ids=["idle", "capturing"])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import types
 import weakref
-from inspect import iscoroutinefunction
 from time import perf_counter_ns
 from typing import Any
 
@@ -31,7 +30,7 @@ from django.dispatch.dispatcher import NO_RECEIVERS
 
 from . import _compat, _db
 from . import context as _ctx
-from ._compat import async_runner, new_call
+from ._compat import async_runner
 from ._record import describe, error_info, open_dispatch
 from .context import CURSOR, wants_empty
 from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
@@ -397,132 +396,14 @@ async def asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[An
     return await _asend(self, sender, named, True)  # type: ignore[no-any-return]
 
 
+from ._blinker import REPLACEMENTS  # noqa: E402
+
 _DJANGO_REPLACEMENTS = {
     "send": send,
     "send_robust": send_robust,
     "asend": asend,
     "asend_robust": asend_robust,
 }
-
-
-# -- blinker ----------------------------------------------------------------
-
-
-def blinker_send(
-    self: Any, sender: Any = None, /, *, _async_wrapper: Any = None, **kwargs: Any
-) -> list[tuple[Any, Any]]:
-    if self.is_muted:
-        return []
-
-    results = []
-    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
-    if (
-        cursor is None
-        or self in cursor[2].ignored
-        or not (self.has_receivers_for(sender) or wants_empty(cursor))
-        or (
-            dispatch := open_dispatch(
-                self, sender, kwargs, "blinker.send", cursor, len(self.receivers)
-            )
-        )
-        is None
-    ):
-        for receiver in self.receivers_for(sender):
-            if iscoroutinefunction(receiver):
-                if _async_wrapper is None:
-                    raise RuntimeError("Cannot send to a coroutine function.")
-
-                result = _async_wrapper(receiver)(sender, **kwargs)
-            else:
-                result = receiver(sender, **kwargs)
-
-            results.append((receiver, result))
-
-        return results
-    own = [dispatch[D_TRACES], None, cursor[2]]
-    token = CURSOR.set(own)
-    try:
-        for receiver in self.receivers_for(sender):
-            is_async = iscoroutinefunction(receiver)
-            if is_async and _async_wrapper is None:
-                raise RuntimeError("Cannot send to a coroutine function.")
-            call = own[1] = new_call(receiver, is_async, dispatch)
-            call[C_START] = perf_counter_ns()
-            try:
-                if is_async:
-                    result = _async_wrapper(receiver)(sender, **kwargs)
-                else:
-                    result = receiver(sender, **kwargs)
-            except BaseException as exc:
-                call[C_END] = perf_counter_ns()
-                call[C_ERROR] = error_info(exc)
-                raise
-            call[C_END] = perf_counter_ns()
-            results.append((receiver, result))
-    finally:
-        CURSOR.reset(token)
-        dispatch[D_END] = perf_counter_ns()
-    return results
-
-
-async def blinker_send_async(
-    self: Any, sender: Any = None, /, *, _sync_wrapper: Any = None, **kwargs: Any
-) -> list[tuple[Any, Any]]:
-    if self.is_muted:
-        return []
-
-    results = []
-    cursor = (CURSOR.get() or _global_cursor()) if CAPTURING else None
-    if (
-        cursor is None
-        or self in cursor[2].ignored
-        or not (self.has_receivers_for(sender) or wants_empty(cursor))
-        or (
-            dispatch := open_dispatch(
-                self, sender, kwargs, "blinker.send_async", cursor, len(self.receivers)
-            )
-        )
-        is None
-    ):
-        for receiver in self.receivers_for(sender):
-            if not iscoroutinefunction(receiver):
-                if _sync_wrapper is None:
-                    raise RuntimeError("Cannot send to a non-coroutine function.")
-
-                result = await _sync_wrapper(receiver)(sender, **kwargs)
-            else:
-                result = await receiver(sender, **kwargs)
-
-            results.append((receiver, result))
-
-        return results
-    own = [dispatch[D_TRACES], None, cursor[2]]
-    token = CURSOR.set(own)
-    try:
-        for receiver in self.receivers_for(sender):
-            is_async = iscoroutinefunction(receiver)
-            if not is_async and _sync_wrapper is None:
-                raise RuntimeError("Cannot send to a non-coroutine function.")
-            call = own[1] = new_call(receiver, is_async, dispatch)
-            call[C_START] = perf_counter_ns()
-            try:
-                if is_async:
-                    result = await receiver(sender, **kwargs)
-                else:
-                    result = await _sync_wrapper(receiver)(sender, **kwargs)
-            except BaseException as exc:
-                call[C_END] = perf_counter_ns()
-                call[C_ERROR] = error_info(exc)
-                raise
-            call[C_END] = perf_counter_ns()
-            results.append((receiver, result))
-    finally:
-        CURSOR.reset(token)
-        dispatch[D_END] = perf_counter_ns()
-    return results
-
-
-_BLINKER_REPLACEMENTS = {"send": blinker_send, "send_async": blinker_send_async}
 
 
 # -- install ----------------------------------------------------------------
@@ -563,7 +444,7 @@ def install(*, blinker: bool | None = None) -> None:
         for name in _BLINKER_METHODS:
             if (blinker_cls, name) not in _originals:
                 _originals[(blinker_cls, name)] = blinker_cls.__dict__[name]
-                setattr(blinker_cls, name, _BLINKER_REPLACEMENTS[name])
+                setattr(blinker_cls, name, REPLACEMENTS[name])
     if config["DETECT_SKIPPED"]:
         from .diagnostics import bulk
 

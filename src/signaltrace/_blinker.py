@@ -1,0 +1,138 @@
+"""blinker's ``Signal.send`` and ``send_async`` with recording inline.
+
+The same approach as :mod:`signaltrace.hook` for Django: blinker's own loop
+(1.9), reproduced line for line, with timing added where the receivers are
+called. Installed and removed by :func:`signaltrace.install` /
+:func:`signaltrace.uninstall`.
+"""
+
+from __future__ import annotations
+
+from inspect import iscoroutinefunction
+from time import perf_counter_ns
+from typing import Any
+
+from . import hook as _hook
+from ._compat import new_call
+from ._record import error_info, open_dispatch
+from .context import CURSOR, wants_empty
+from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
+
+__all__ = ["REPLACEMENTS", "blinker_send", "blinker_send_async"]
+
+
+def blinker_send(
+    self: Any, sender: Any = None, /, *, _async_wrapper: Any = None, **kwargs: Any
+) -> list[tuple[Any, Any]]:
+    if self.is_muted:
+        return []
+
+    results = []
+    cursor = (CURSOR.get() or _hook._global_cursor()) if _hook.CAPTURING else None
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (self.has_receivers_for(sender) or wants_empty(cursor))
+        or (
+            dispatch := open_dispatch(
+                self, sender, kwargs, "blinker.send", cursor, len(self.receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in self.receivers_for(sender):
+            if iscoroutinefunction(receiver):
+                if _async_wrapper is None:
+                    raise RuntimeError("Cannot send to a coroutine function.")
+
+                result = _async_wrapper(receiver)(sender, **kwargs)
+            else:
+                result = receiver(sender, **kwargs)
+
+            results.append((receiver, result))
+
+        return results
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in self.receivers_for(sender):
+            is_async = iscoroutinefunction(receiver)
+            if is_async and _async_wrapper is None:
+                raise RuntimeError("Cannot send to a coroutine function.")
+            call = own[1] = new_call(receiver, is_async, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                if is_async:
+                    result = _async_wrapper(receiver)(sender, **kwargs)
+                else:
+                    result = receiver(sender, **kwargs)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            call[C_END] = perf_counter_ns()
+            results.append((receiver, result))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return results
+
+
+async def blinker_send_async(
+    self: Any, sender: Any = None, /, *, _sync_wrapper: Any = None, **kwargs: Any
+) -> list[tuple[Any, Any]]:
+    if self.is_muted:
+        return []
+
+    results = []
+    cursor = (CURSOR.get() or _hook._global_cursor()) if _hook.CAPTURING else None
+    if (
+        cursor is None
+        or self in cursor[2].ignored
+        or not (self.has_receivers_for(sender) or wants_empty(cursor))
+        or (
+            dispatch := open_dispatch(
+                self, sender, kwargs, "blinker.send_async", cursor, len(self.receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in self.receivers_for(sender):
+            if not iscoroutinefunction(receiver):
+                if _sync_wrapper is None:
+                    raise RuntimeError("Cannot send to a non-coroutine function.")
+
+                result = await _sync_wrapper(receiver)(sender, **kwargs)
+            else:
+                result = await receiver(sender, **kwargs)
+
+            results.append((receiver, result))
+
+        return results
+    own = [dispatch[D_TRACES], None, cursor[2]]
+    token = CURSOR.set(own)
+    try:
+        for receiver in self.receivers_for(sender):
+            is_async = iscoroutinefunction(receiver)
+            if not is_async and _sync_wrapper is None:
+                raise RuntimeError("Cannot send to a non-coroutine function.")
+            call = own[1] = new_call(receiver, is_async, dispatch)
+            call[C_START] = perf_counter_ns()
+            try:
+                if is_async:
+                    result = await receiver(sender, **kwargs)
+                else:
+                    result = await _sync_wrapper(receiver)(sender, **kwargs)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                raise
+            call[C_END] = perf_counter_ns()
+            results.append((receiver, result))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return results
+
+
+REPLACEMENTS = {"send": blinker_send, "send_async": blinker_send_async}
