@@ -112,7 +112,9 @@ class TestRecordCorners:
             def __call__(self, sender, **kwargs):
                 pass
 
-        assert _record.describe(Handler())[0].endswith("Handler.__call__")
+        handler = Handler()
+        handler(None)
+        assert _record.describe(handler)[0].endswith("Handler.__call__")
 
     def test_dead_receiver_label(self):
         """A function receiver that died before the trace was read is labelled so."""
@@ -404,3 +406,15 @@ class TestMoreCorners:
             sig.send(sender=None)
         assert "areceiver  " in trace.render()
         assert "  async" in trace.render()
+
+
+def test_epoch_start_and_no_skipped():
+    """A trace knows its epoch start; assert_no_skipped() passes on a clean trace."""
+    import time
+
+    before = time.time_ns()
+    with signaltrace.capture() as trace:
+        pass
+    assert before <= trace.started_epoch_ns <= time.time_ns()
+    assert trace.started_at.timestamp() == pytest.approx(trace.started_epoch_ns / 1e9)
+    assert trace.assert_no_skipped() is trace
