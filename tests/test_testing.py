@@ -609,7 +609,7 @@ class TestSenderAndSendHints:
         def broken():
             raise RuntimeError("broken")
 
-        monkeypatch.setattr(testing, "_all_signals", broken)
+        monkeypatch.setattr(testing._hints, "_all_signals", broken)
         err = failure(user_trace.assert_called, lonely)
         assert err.hints == []
         assert str(err).startswith("Expected tests.test_testing.lonely to be called")
@@ -639,7 +639,7 @@ class TestNearMissLimits:
 
     def test_long_trees_are_cut(self, no_origin, monkeypatch):
         """Only MAX_TREE_LINES lines of the tree are shown."""
-        monkeypatch.setattr(testing, "MAX_TREE_LINES", 3)
+        monkeypatch.setattr(testing._text, "MAX_TREE_LINES", 3)
         local_signal.connect(on_local)
         try:
             with signaltrace.capture() as trace:

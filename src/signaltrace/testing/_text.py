@@ -1,0 +1,70 @@
+"""The shared parts of a failure message: filters, counts, line numbers and the
+trace tree. Line numbers are those of ``trace.render(numbered=True)``, so a
+message can point at the records it means ("line 5"); the tree printed under
+the headline is cut after :data:`MAX_TREE_LINES` lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from signaltrace.capture import Trace
+from signaltrace.records import Dispatch, ReceiverCall
+
+from ._match import _sender_text, _signal_text, _value_text
+
+__unittest = True  # unittest leaves this module's frames out of tracebacks
+
+#: Lines of the trace tree shown in a failure message; the rest is elided.
+MAX_TREE_LINES: Final = 400
+
+
+def _filters_text(signal: object, sender: object, match: dict[str, object]) -> str:
+    text = f" for {_signal_text(signal)}" if signal is not None else ""
+    parts = [f"sender={_sender_text(sender)}"] if sender is not None else []
+    parts += [f"{key}={_value_text(value)}" for key, value in match.items()]
+    return text + (" with " + ", ".join(parts) if parts else "")
+
+
+def _times_text(times: int) -> str:
+    return "once" if times == 1 else f"{times} times"
+
+
+def _lines_text(numbers: Iterable[int | None]) -> str:
+    lines = [str(n) for n in numbers if n is not None]
+    if not lines:
+        return ""
+    if len(lines) > 8:
+        lines = [*lines[:7], f"{len(lines) - 7} more"]
+    if len(lines) == 1:
+        return f" (line {lines[0]})"
+    return f" (lines {', '.join(lines[:-1])} and {lines[-1]})"
+
+
+def _at(lines: dict[int, int], record: object) -> str:
+    number = lines.get(id(record))
+    return f" at line {number}" if number is not None else ""
+
+
+def _numbering(trace: Trace) -> dict[int, int]:
+    """``id(record) -> line number`` as in ``trace.render(numbered=True)``."""
+    numbers: dict[int, int] = {}
+    stack: list[Dispatch | ReceiverCall] = list(reversed(trace.roots))
+    while stack:
+        record = stack.pop()
+        numbers[id(record)] = len(numbers) + 1
+        if isinstance(record, Dispatch):
+            stack.extend(reversed(record.calls))
+        else:
+            stack.extend(reversed(record.children))
+    return numbers
+
+
+def _tree(trace: Trace, *, numbered: bool = True) -> str:
+    """``trace.render()``, cut after :data:`MAX_TREE_LINES` lines."""
+    lines = trace.render(numbered=numbered).splitlines()
+    if len(lines) > MAX_TREE_LINES + 1:
+        more = len(lines) - MAX_TREE_LINES
+        lines = [*lines[:MAX_TREE_LINES], f"… {more} more lines (print(trace) shows them all)"]
+    return "\n".join(lines)
