@@ -38,7 +38,8 @@ test: $(VENV)/.tools browser
 demo: $(VENV)/.tools
 	cd demo_site && ../$(VENV)/bin/python manage.py migrate --no-input
 	cd demo_site && ../$(VENV)/bin/python manage.py demo_tour
-	@echo "Demo site: http://127.0.0.1:8000/  (Ctrl-C to stop)"
+	@echo "Demo site:    http://127.0.0.1:8000/"
+	@echo "Trace viewer: http://127.0.0.1:8000/__signaltrace__/  (Ctrl-C to stop)"
 	cd demo_site && ../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
 
 clean:

@@ -418,3 +418,16 @@ def test_epoch_start_and_no_skipped():
     assert before <= trace.started_epoch_ns <= time.time_ns()
     assert trace.started_at.timestamp() == pytest.approx(trace.started_epoch_ns / 1e9)
     assert trace.assert_no_skipped() is trace
+
+
+def test_current_trace():
+    """current_trace() is the innermost open trace of this context."""
+    assert signaltrace.current_trace() is None
+    with signaltrace.capture() as outer:
+        assert signaltrace.current_trace() is outer
+        with signaltrace.capture() as inner:
+            assert signaltrace.current_trace() is inner
+        assert signaltrace.current_trace() is outer
+        leaked = contextvars.copy_context()
+    assert signaltrace.current_trace() is None
+    assert leaked.run(signaltrace.current_trace) is None

@@ -1,41 +1,85 @@
-"""Views of the demo. Each action runs inside ``signaltrace.capture()``.
+"""Views of the demo. None of them mentions signaltrace's capture().
 
-Until signaltrace's middleware and trace viewer exist, this is how the demo
-shows traces: the action records its own work, stores the rendered tree in the
-session, redirects (POST/redirect/GET) and the home page shows it once.
+``SignalTraceMiddleware`` records every request. Each action remembers the id
+of its own request's trace (and a few notes) in the session and redirects
+home (POST/redirect/GET); the home page then reads that finished trace from
+the ring buffer the viewer also reads, shows its tree, and links to it.
 """
 
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
+from demo.tracing import current_trace_id, trace_url
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-import signaltrace
+from signaltrace import SkippedDispatch
+from signaltrace.middleware import shown
+from signaltrace.sinks.memory import buffer
 
 from .forms import BulkImportForm, ProfileForm, RegisterForm
 from .models import BackupRecord, Profile
 from .signals import user_welcomed
 
-#: Session key of the last action's trace, shown once by the home page.
+#: Session key of the last action (label, trace id, notes), shown once by the home page.
 LAST_ACTION = "signaltrace_demo_last_action"
 
 
-def _label(request: HttpRequest) -> str:
-    return f"{request.method} {request.path}"
-
-
-def _last_action(trace: signaltrace.Trace, notes: list[str]) -> dict[str, Any]:
-    return {"label": trace.label, "tree": trace.render(), "notes": notes}
+def _action(request: HttpRequest, notes: list[str]) -> dict[str, Any]:
+    """What the home page needs to show this request's trace after the redirect."""
+    return {
+        "label": f"{request.method} {request.path}",
+        "trace_id": current_trace_id(),
+        "notes": notes,
+    }
 
 
 def _qualname(func: object) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)}"
+
+
+def _where(item: SkippedDispatch) -> str:
+    """The call site of a skipped dispatch, relative to the demo site."""
+    origin = item.origin
+    if origin is None:
+        return ""
+    path = Path(origin.filename)
+    if path.is_relative_to(settings.BASE_DIR):
+        path = path.relative_to(settings.BASE_DIR)
+    return f"{path}:{origin.lineno} in {origin.function}"
+
+
+def _shown_action(request: HttpRequest, action: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last action, with its finished trace from the ring buffer (if allowed)."""
+    if action is None or not shown(request):
+        return action
+    trace = buffer().get(action["trace_id"]) if action.get("trace_id") else None
+    if trace is None:  # not recorded, or dropped from the buffer since
+        return action
+    return {
+        **action,
+        "tree": trace.render(),
+        "url": trace_url(action["trace_id"]),
+        "errors": len(trace.errors),
+        "skipped": [
+            {
+                "operation": item.operation,
+                "model": item.model,
+                "rows": item.rows,
+                "signals": ", ".join(item.signals),
+                "receivers": item.receivers,
+                "where": _where(item),
+            }
+            for item in trace.skipped
+        ],
+    }
 
 
 @require_http_methods(["GET"])
@@ -46,7 +90,7 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "accounts/home.html",
         {
-            "last_action": request.session.pop(LAST_ACTION, None),
+            "last_action": _shown_action(request, request.session.pop(LAST_ACTION, None)),
             "rows": rows,
             "without_profile": sum(1 for row in rows if row["profile"] is None),
             "backups": BackupRecord.objects.all()[:10],
@@ -62,10 +106,9 @@ def register(request: HttpRequest) -> HttpResponse:
         if User.objects.filter(username=username).exists():
             form.add_error("username", "That username is taken.")
         else:
-            with signaltrace.capture(label=_label(request)) as trace:
-                user = User.objects.create_user(username, form.cleaned_data["email"])
-            request.session[LAST_ACTION] = _last_action(
-                trace,
+            user = User.objects.create_user(username, form.cleaned_data["email"])
+            request.session[LAST_ACTION] = _action(
+                request,
                 [
                     f"Created user {user.username} (pk={user.pk}) with User.objects.create_user().",
                     "The view never mentions Profile: post_save ran create_user_profile "
@@ -84,22 +127,21 @@ async def async_register(request: HttpRequest) -> HttpResponse:
         if await User.objects.filter(username=username).aexists():
             form.add_error("username", "That username is taken.")
         else:
-            async with signaltrace.capture(label=_label(request)) as trace:
-                user = await User.objects.acreate(
-                    username=username,
-                    email=form.cleaned_data["email"],
-                    password=make_password(None),
-                )
+            user = await User.objects.acreate(
+                username=username,
+                email=form.cleaned_data["email"],
+                password=make_password(None),
+            )
             await request.session.aset(
                 LAST_ACTION,
-                _last_action(
-                    trace,
+                _action(
+                    request,
                     [
                         f"Created user {user.username} (pk={user.pk}) with "
                         "await User.objects.acreate() in an async view.",
                         "acreate() runs save() in a worker thread (sync_to_async), and "
                         "post_save is sent synchronously there: the same receivers ran, "
-                        "and the trace followed the work across the thread hop.",
+                        "and the request's trace followed the work across the thread hop.",
                     ],
                 ),
             )
@@ -116,16 +158,17 @@ def bulk_import(request: HttpRequest) -> HttpResponse:
             User(username=f"imported-{batch}-{i}", password=make_password(None))
             for i in range(1, form.cleaned_data["count"] + 1)
         ]
-        with signaltrace.capture(label=_label(request)) as trace:
-            created = User.objects.bulk_create(new_users)
+        created = User.objects.bulk_create(new_users)
         profiles = Profile.objects.filter(user__in=created).count()
-        request.session[LAST_ACTION] = _last_action(
-            trace,
+        request.session[LAST_ACTION] = _action(
+            request,
             [
                 f"Created {len(created)} users with User.objects.bulk_create(); "
                 f"{profiles} of them have a Profile.",
                 "bulk_create() never calls save(), so pre_save/post_save are not sent "
-                "and create_user_profile did not run: no post_save in the trace at all.",
+                "and create_user_profile did not run: there is no post_save in the tree. "
+                "signaltrace noticed that receivers were connected and recorded a "
+                "skipped dispatch instead (the line marked ⚠).",
                 "Editing one of these users creates the missing Profile (see the edit page).",
             ],
         )
@@ -144,20 +187,19 @@ def edit_profile(request: HttpRequest, pk: int) -> HttpResponse:
             f"Edited user {user.username}: the view set user.profile.bio and called "
             "user.save() only; save_user_profile (post_save) saved the profile."
         ]
-        with signaltrace.capture(label=_label(request)) as trace:
-            if profile is None:
-                # A bulk-imported user has no Profile, and save_user_profile
-                # would raise RelatedObjectDoesNotExist. Hand it a new, unsaved
-                # one: its save() then creates the row.
-                user.profile = Profile(user=user)
-                notes.append(
-                    "This user had no Profile (bulk_create skipped post_save); "
-                    "save_user_profile created it now."
-                )
-            user.email = form.cleaned_data["email"]
-            user.profile.bio = form.cleaned_data["bio"]
-            user.save()
-        request.session[LAST_ACTION] = _last_action(trace, notes)
+        if profile is None:
+            # A bulk-imported user has no Profile, and save_user_profile would
+            # raise RelatedObjectDoesNotExist. Hand it a new, unsaved one: its
+            # save() then creates the row.
+            user.profile = Profile(user=user)
+            notes.append(
+                "This user had no Profile (bulk_create skipped post_save); "
+                "save_user_profile created it now."
+            )
+        user.email = form.cleaned_data["email"]
+        user.profile.bio = form.cleaned_data["bio"]
+        user.save()
+        request.session[LAST_ACTION] = _action(request, notes)
         return redirect("home")
     return render(
         request,
@@ -169,19 +211,18 @@ def edit_profile(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def welcome(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
-    with signaltrace.capture(label=_label(request)) as trace:
-        responses = user_welcomed.send_robust(sender=User, user=user)
+    responses = user_welcomed.send_robust(sender=User, user=user)
     notes = [f"user_welcomed.send_robust(sender=User, user={user.username!r}) returned:"]
     for receiver, response in responses:
         if isinstance(response, Exception):
             notes.append(
                 f"{_qualname(receiver)}: raised {type(response).__name__}: {response} "
-                "(swallowed: send_robust returned the exception, the request succeeded; "
-                "only a log line on the django.dispatch logger tells you)"
+                "(swallowed: send_robust returned the exception and the request succeeded; "
+                "without signaltrace, only a log line on the django.dispatch logger tells you)"
             )
         else:
             notes.append(f"{_qualname(receiver)}: returned {response!r}")
-    request.session[LAST_ACTION] = _last_action(trace, notes)
+    request.session[LAST_ACTION] = _action(request, notes)
     return redirect("home")
 
 
@@ -190,8 +231,7 @@ def delete_user(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     if request.method == "POST":
         username = user.username
-        with signaltrace.capture(label=_label(request)) as trace:
-            user.delete()
+        user.delete()
         backup = BackupRecord.objects.filter(username=username).first()
         notes = [f"Deleted user {username} with user.delete()."]
         if backup is not None:
@@ -199,6 +239,6 @@ def delete_user(request: HttpRequest, pk: int) -> HttpResponse:
                 f"backup_user_data (pre_delete) wrote BackupRecord #{backup.pk} "
                 "before the user and its Profile were deleted."
             )
-        request.session[LAST_ACTION] = _last_action(trace, notes)
+        request.session[LAST_ACTION] = _action(request, notes)
         return redirect("home")
     return render(request, "accounts/delete_user.html", {"subject": user})

@@ -1,4 +1,4 @@
-"""URLs of the demo site: everything lives in the accounts app."""
+"""URLs of the demo site: the accounts app, and signaltrace's trace viewer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("accounts.urls")),
-    # Once signaltrace's trace viewer ships:
-    # path("__signaltrace__/", include("signaltrace.urls")),
+    # The trace viewer: recent requests, each request's tree and waterfall.
+    # It answers 404 unless SHOW_CALLBACK allows (DEBUG and INTERNAL_IPS here).
+    path("__signaltrace__/", include("signaltrace.urls")),
 ]

@@ -20,7 +20,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .capture import Trace, capture
+    from .capture import Trace, capture, current_trace
     from .hook import install, is_installed, uninstall
     from .records import Dispatch, ErrorInfo, Origin, ReceiverCall, SkippedDispatch
 
@@ -33,6 +33,7 @@ __all__ = [
     "Trace",
     "__version__",
     "capture",
+    "current_trace",
     "install",
     "is_installed",
     "uninstall",
@@ -43,6 +44,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "Trace": "capture",
     "capture": "capture",
+    "current_trace": "capture",
     "install": "hook",
     "is_installed": "hook",
     "uninstall": "hook",

@@ -51,7 +51,7 @@ from .records import (
     SkippedDispatch,
 )
 
-__all__ = ["Trace", "capture", "current_options"]
+__all__ = ["Trace", "capture", "current_options", "current_trace"]
 
 SCHEMA: Final = "signaltrace.trace/1"
 
@@ -405,6 +405,23 @@ class Trace:
         return assert_no_skipped(self)
 
     # -- end assertions --
+
+
+def current_trace() -> Trace | None:
+    """The innermost open trace recording the current thread or task, or ``None``.
+
+    Inside a request traced by :class:`~signaltrace.middleware.SignalTraceMiddleware`
+    this is the request's trace (its viewer id is ``trace.meta["id"]``), unless a
+    ``capture()`` block is open inside it.
+
+    .. versionadded:: 0.1.0
+    """
+    cursor = CURSOR.get()
+    if cursor is not None:
+        for trace in reversed(cursor[K_TRACES]):
+            if not trace.closed:
+                return trace  # type: ignore[no-any-return]
+    return None
 
 
 class capture:

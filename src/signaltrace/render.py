@@ -141,7 +141,14 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
     if not roots:
         lines.append("(no signals dispatched)")
     for skipped in trace.skipped:
-        lines.append(f"⚠ {skipped}")
+        where = ""
+        if skipped.origin is not None:
+            origin = skipped.origin
+            where = f"  ({_short_path(origin.filename)}:{origin.lineno} in {origin.function})"
+        lines.append(
+            f"⚠ {skipped.operation} on {skipped.model} skipped {', '.join(skipped.signals)}: "
+            f"{', '.join(skipped.receivers)} did not run{where}"
+        )
     if trace.dropped:
         lines.append(f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)")
     return "\n".join(lines)

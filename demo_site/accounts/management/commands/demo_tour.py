@@ -1,35 +1,51 @@
 """``manage.py demo_tour``: drive the demo pages and print what each request triggered.
 
-Uses Django's test client (no server needed), wraps each request in
-``signaltrace.capture()`` and prints the trace tree. Usernames get a fresh
-suffix per run, so the tour can run any number of times against one database.
+Uses Django's test clients (no server needed). ``SignalTraceMiddleware``
+records every request, exactly as under ``runserver``; after each request the
+command takes the trace id from the response's ``X-Signaltrace-Id`` header,
+reads the finished trace from the ring buffer the viewer reads
+(``signaltrace.sinks.memory.buffer()``) and prints its tree. Then it checks
+that the home page and the viewer show it. Usernames get a fresh suffix per
+run, so the tour can run any number of times against one database.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import textwrap
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from demo.tracing import trace_url
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
-from django.test import Client
+from django.http import HttpResponseBase
+from django.test import AsyncClient, Client
 
-import signaltrace
 from accounts.models import BackupRecord, Profile
 from accounts.views import LAST_ACTION
+from signaltrace.sinks.memory import buffer
+
+MIDDLEWARE = "signaltrace.middleware.SignalTraceMiddleware"
+VIEWER = "http://127.0.0.1:8000/__signaltrace__/"
 
 
 class Command(BaseCommand):
     help = "Walk through the demo pages with the test client and print each request's signal trace."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if MIDDLEWARE not in settings.MIDDLEWARE:
+            raise CommandError(f"{MIDDLEWARE} is not in MIDDLEWARE: no request is traced.")
         run = secrets.token_hex(2)
         ann, bob = f"ann-{run}", f"bob-{run}"
         self.client = Client(raise_request_exception=True)
+        self.async_client = AsyncClient(raise_request_exception=True)
         self.stdout.write(
-            "signaltrace demo tour: each request below ran inside signaltrace.capture();\n"
-            "the tree shows every signal dispatched and every receiver it called.\n"
+            "signaltrace demo tour. SignalTraceMiddleware records every request below; each\n"
+            "tree shows the signals the request sent and every receiver they called. The\n"
+            "one-line 'signaltrace.request' events are structlog's output on stderr.\n\n"
         )
 
         self.request(
@@ -62,43 +78,103 @@ class Command(BaseCommand):
             "post",
             "/async-register/",
             {"username": bob, "email": f"{bob}@example.com"},
-            "Register from an async view with await User.objects.acreate().",
+            "Register from an async view with await User.objects.acreate(), "
+            "through the ASGI handler (the middleware runs in async mode).",
+            asynchronous=True,
         )
-        self.request(
+        last = self.request(
             "post",
             f"/users/{ann_pk}/delete/",
             {},
             "Delete the first user: pre_delete backs its data up first.",
         )
+        self.pages(last)
 
         without = User.objects.filter(profile__isnull=True).count()
         self.stdout.write(
             self.style.MIGRATE_HEADING("Afterwards")
             + f"\n  users: {User.objects.count()}, profiles: {Profile.objects.count()}, "
-            f"users without a Profile: {without}, backups: {BackupRecord.objects.count()}\n"
+            f"users without a Profile: {without}, backups: {BackupRecord.objects.count()}\n\n"
         )
         self.stdout.write(
             self.style.SUCCESS("Tour finished.")
-            + " Run `python manage.py runserver 127.0.0.1:8000` and open http://127.0.0.1:8000/"
+            + " These traces lived in this process's ring buffer. The dev server\n"
+            "(`python manage.py runserver 127.0.0.1:8000`, which `make demo` starts next) keeps\n"
+            "its own: open http://127.0.0.1:8000/, click around, and watch each request arrive\n"
+            f"in the trace viewer at {VIEWER}"
         )
 
     def request(
-        self, method: str, path: str, data: dict[str, Any], explain: str, expect: int = 302
-    ) -> None:
+        self,
+        method: str,
+        path: str,
+        data: dict[str, Any],
+        explain: str,
+        *,
+        asynchronous: bool = False,
+        expect: int = 302,
+    ) -> str:
+        """Make one request, print its trace and notes; return the trace id."""
         label = f"{method.upper()} {path}"
-        with signaltrace.capture(label=label) as trace:
+        self.stdout.write(self.style.MIGRATE_HEADING(label) + f"  {explain}")
+        self.stdout.flush()  # keep the order with the log lines on stderr
+        if asynchronous:
+            client: Client | AsyncClient = self.async_client
+            response = async_to_sync(getattr(self.async_client, method))(path, data)
+        else:
+            client = self.client
             response = getattr(self.client, method)(path, data)
-        status = response.status_code
-        heading = f"{label} {status}"
-        self.stdout.write(self.style.MIGRATE_HEADING(heading) + f"  {explain}")
+        self.expect(label, response, expect)
+        trace_id = response.headers.get("X-Signaltrace-Id")
+        trace = buffer().get(trace_id) if trace_id else None
+        if trace_id is None or trace is None:
+            raise CommandError(
+                f"{label}: no trace (X-Signaltrace-Id: {trace_id}). Is DEBUG on, "
+                "127.0.0.1 in INTERNAL_IPS, and SIGNALTRACE['BUFFER_SIZE'] above 0?"
+            )
         self.stdout.write(textwrap.indent(trace.render(), "  "))
-        last = self.client.session.get(LAST_ACTION)
+        if asynchronous:
+            self.stdout.write(
+                f"  trace.meta: async={trace.meta['async']} view={trace.meta['view']} "
+                "(the middleware ran in async mode)"
+            )
+        last = client.session.get(LAST_ACTION)
         for note in last["notes"] if last else ():
             self.stdout.write(
                 textwrap.fill(note, 96, initial_indent="  * ", subsequent_indent="    ")
             )
         self.stdout.write("")
-        self.stdout.flush()  # keep order with log lines on stderr when piped
-        if status != expect:
-            body = response.content.decode(errors="replace")[:2000]
-            raise CommandError(f"{heading}: expected status {expect}.\n{body}")
+        self.stdout.flush()
+        return trace_id
+
+    def pages(self, trace_id: str) -> None:
+        """Check that the home page and the trace viewer show the last request's trace."""
+        detail = trace_url(trace_id)
+        self.stdout.write(self.style.MIGRATE_HEADING("The pages that show traces"))
+        home = self.client.get("/")
+        self.expect("GET /", home, 200)
+        if detail not in home.content.decode():
+            raise CommandError(f"GET /: the page does not link to {detail}")
+        self.stdout.write(f"  GET / {home.status_code}: shows that tree and links to {detail}")
+        for url, what in (
+            ("/__signaltrace__/", "the viewer's list of recent requests"),
+            (detail, "the viewer's page for that request: tree, waterfall, receivers"),
+            (detail.rstrip("/") + ".json", "the same trace as JSON"),
+        ):
+            response = self.client.get(url)
+            self.expect(f"GET {url}", response, 200)
+            self.stdout.write(f"  GET {url} {response.status_code}: {what}")
+        data = json.loads(self.client.get(detail.rstrip("/") + ".json").content)
+        self.stdout.write(
+            f"  ({data['schema']}: dispatch_count={data['dispatch_count']}, "
+            f"call_count={data['call_count']}; the viewer's own requests are not traced)"
+        )
+        self.stdout.write("")
+        self.stdout.flush()
+
+    def expect(self, label: str, response: HttpResponseBase, status: int) -> None:
+        if response.status_code != status:
+            body = getattr(response, "content", b"").decode(errors="replace")[:2000]
+            raise CommandError(
+                f"{label}: expected status {status}, got {response.status_code}.\n{body}"
+            )

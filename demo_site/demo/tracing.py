@@ -1,0 +1,48 @@
+"""Link each page to its own trace in signaltrace's viewer.
+
+``SignalTraceMiddleware`` records one trace per request, gives it an id
+(``trace.meta["id"]``), sends the id back in the ``X-Signaltrace-Id`` header
+and keeps the finished trace in the ring buffer under that id, where the
+viewer (``/__signaltrace__/<id>/``) finds it. A page is rendered before its
+response exists, so it cannot read the header: it asks for the id of the
+trace that is recording it instead (``signaltrace.current_trace()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+import signaltrace
+from signaltrace.middleware import shown
+
+__all__ = ["current_trace_id", "trace_links", "trace_url"]
+
+
+def current_trace_id() -> str | None:
+    """The viewer id of the request trace recording this request, if any."""
+    trace = signaltrace.current_trace()
+    trace_id = trace.meta.get("id") if trace is not None else None
+    return trace_id if isinstance(trace_id, str) else None
+
+
+def trace_url(trace_id: str) -> str:
+    """The viewer's page for one trace."""
+    return reverse("signaltrace:trace_detail", args=[trace_id])
+
+
+def trace_links(request: HttpRequest) -> dict[str, Any]:
+    """Template context: the viewer's URL and this page's own trace URL.
+
+    Empty unless ``SHOW_CALLBACK`` lets this request see traces, the same rule
+    the viewer applies (here: ``DEBUG`` on and the client in ``INTERNAL_IPS``).
+    """
+    if not shown(request):
+        return {}
+    trace_id = current_trace_id()
+    return {
+        "signaltrace_viewer_url": reverse("signaltrace:trace_list"),
+        "signaltrace_page_url": trace_url(trace_id) if trace_id else None,
+    }
