@@ -410,7 +410,7 @@ class Trace:
 def current_trace() -> Trace | None:
     """The innermost open trace recording the current thread or task, or ``None``.
 
-    Inside a request traced by :class:`~signaltrace.middleware.SignalTraceMiddleware`
+    Inside a request traced by ``SignalTraceMiddleware``
     this is the request's trace (its viewer id is ``trace.meta["id"]``), unless a
     ``capture()`` block is open inside it.
 
