@@ -707,3 +707,26 @@ class TestChecks:
         settings.SIGNALTRACE = {"SHOW_CALLBACK": 3}
         settings.MIDDLEWARE = []
         assert self.ids() == []
+
+
+@pytest.mark.django_db
+def test_event_lists_skipped_receivers():
+    """The request event names operations that skipped connected receivers."""
+    from django.contrib.auth.models import User
+
+    from signaltrace.sinks.structlog import request_fields
+
+    with signaltrace.capture() as trace:
+        User.objects.bulk_create([User(username="bulk-event")])
+    fields, _problem = request_fields(trace, 50)
+    assert fields["skipped"] == [
+        {
+            "operation": "bulk_create",
+            "model": "auth.User",
+            "signals": ["post_save"],
+            "receivers": [
+                "tests.testapp.signals.create_user_profile",
+                "tests.testapp.signals.save_user_profile",
+            ],
+        }
+    ]

@@ -522,3 +522,19 @@ class TestRingBufferSink:
         assert errors == []
         assert len(ring) == 50
         assert len({t.meta["id"] for t in ring.traces()}) == 50
+
+
+@pytest.mark.django_db
+def test_detail_shows_skipped_receivers(client):
+    """A request whose bulk_create skipped post_save lists the receivers that did not run."""
+    from django.contrib.auth.models import User
+
+    with signaltrace.capture() as trace:
+        User.objects.bulk_create([User(username="bulk-a"), User(username="bulk-b")])
+    buffer().emit(trace)
+    response = client.get(f"{VIEWER}{trace.meta['id']}/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Receivers that did not run" in content
+    assert "bulk_create" in content
+    assert "tests.testapp.signals.create_user_profile" in content

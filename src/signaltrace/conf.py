@@ -11,6 +11,7 @@ own: they would change ``has_listeners()`` and show up in traces).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -45,6 +46,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "LOG_PROBLEM_LEVEL": "warning",
     "LOG_FIELDS": None,
     "SINKS": (),
+    # Integrations (issue 7).
+    "OTEL": False,
     # Diagnostics (skipped signals, system checks).
     "DETECT_SKIPPED": True,
     "SKIPPED_WARNING": False,
@@ -68,6 +71,7 @@ LOG_FIELD_NAMES: Final = (
     "slowest",
     "receivers",
     "errors",
+    "skipped",
     "dropped",
 )
 
@@ -93,6 +97,7 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
         f"None or a list of field names from {', '.join(LOG_FIELD_NAMES)}",
     ),
     "SINKS": ((list, tuple), "a list of dotted paths to sinks"),
+    "OTEL": ((bool,), 'a bool (True needs the otel extra: pip install "django-signaltrace[otel]")'),
     "DETECT_SKIPPED": ((bool,), "a bool"),
     "SKIPPED_WARNING": ((bool,), "a bool"),
     "CHECK_SENDERLESS": (
@@ -153,7 +158,17 @@ def _request_setting_invalid(key: str, value: Any) -> bool:
         return value is not None and value not in LOG_LEVELS
     if key == "LOG_FIELDS":
         return value is not None and not all(item in LOG_FIELD_NAMES for item in value)
+    if key == "OTEL":
+        return bool(value) and _otel_missing()
     return False
+
+
+def _otel_missing() -> bool:
+    """Whether the OpenTelemetry API is not installed (imports no more than its namespace)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is None
+    except ImportError:
+        return True
 
 
 def get_config() -> dict[str, Any]:

@@ -78,6 +78,15 @@ def request_fields(trace: Trace, slow_ms: float) -> tuple[dict[str, Any], bool]:
         ],
         "receivers": list(summary.receivers),
         "errors": [_error(call) for call in summary.errors[:MAX_ERRORS]],
+        "skipped": [
+            {
+                "operation": item.operation,
+                "model": item.model,
+                "signals": list(item.signals),
+                "receivers": list(item.receivers),
+            }
+            for item in trace.skipped
+        ],
         "dropped": summary.dropped,
     }
     if len(summary.errors) > MAX_ERRORS:
