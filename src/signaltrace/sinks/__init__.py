@@ -9,9 +9,16 @@ sinks its settings turn on, then to the extra sinks listed in ``SINKS``:
 - :class:`~signaltrace.sinks.structlog.StructlogSink`: one
   ``signaltrace.request`` event per request (on unless ``LOG_LEVEL`` is None);
 - :class:`~signaltrace.sinks.console.ConsoleSink`: the text tree on stderr
-  (``CONSOLE``; by default on under ``runserver`` with ``DEBUG``).
+  (``CONSOLE``; by default on under ``runserver`` with ``DEBUG``);
+- :class:`~signaltrace.sinks.otel.OpenTelemetrySink`: one span per dispatch and
+  per receiver call (``OTEL``; needs the ``otel`` extra, imported only when on).
 
-A sink that raises is logged once and skipped: it never affects the request.
+Then the trace is announced on signaltrace's own blinker signals
+(:mod:`signaltrace.signals`): ``receiver_failed``, ``slow_receiver`` and
+``trace_finished``.
+
+A sink or signal receiver that raises is logged once and skipped: it never
+affects the request.
 
 .. code-block:: python
 
@@ -30,6 +37,7 @@ from django.utils.module_loading import import_string
 
 from signaltrace.conf import get_config
 from signaltrace.context import log_failure
+from signaltrace.signals import send_finished
 
 if TYPE_CHECKING:
     from signaltrace.capture import Trace
@@ -78,6 +86,13 @@ def _builtin(config: dict[str, Any]) -> list[tuple[str, Sink]]:
         sinks.append(("structlog", StructlogSink(config)))
     if console_enabled(config):
         sinks.append(("console", ConsoleSink()))
+    if config["OTEL"]:
+        try:
+            from .otel import OpenTelemetrySink
+        except ImportError as err:  # the otel extra is missing (check signaltrace.E002)
+            log_failure("OTEL", err)
+        else:
+            sinks.append(("otel", OpenTelemetrySink()))
     return sinks
 
 
@@ -106,14 +121,22 @@ def active_sinks(config: dict[str, Any] | None = None) -> tuple[tuple[str, Sink]
 
 
 def emit(trace: Trace, config: dict[str, Any] | None = None) -> None:
-    """Hand ``trace`` to every active sink; a failing sink is logged once and skipped.
+    """Hand ``trace`` to every active sink, then announce it on :mod:`signaltrace.signals`.
+
+    A failing sink or signal receiver is logged once and skipped.
 
     :param config: the settings from :func:`~signaltrace.conf.get_config`, if at hand.
 
     .. versionadded:: 0.1.0
     """
+    if config is None:
+        config = get_config()
     for name, sink in active_sinks(config):
         try:
             sink.emit(trace)
         except Exception as err:
             log_failure(f"sink {name}", err)
+    try:
+        send_finished(trace, config["SLOW_MS"])
+    except Exception as err:
+        log_failure("signaltrace.signals", err)
