@@ -30,11 +30,11 @@ _originals: dict[str, Any] = {}
 
 
 def _counting(name: str) -> Any:
+    from . import hook  # imported here: hook imports this module
+
     original = CursorWrapper.__dict__[name]
 
     def counted(self: CursorWrapper, *args: Any) -> Any:
-        from . import hook
-
         if hook.CAPTURING:
             QUERIES.n += 1
         return original(self, *args)
