@@ -22,8 +22,6 @@ the toolbar's store requires. Needs the ``toolbar`` extra.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from debug_toolbar.panels import Panel
@@ -33,6 +31,7 @@ from .capture import Trace, capture
 from .conf import get_config
 from .context import active_traces
 from .render import dispatch_summary, format_ms
+from .viewer._rows import short_path
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -49,20 +48,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _short(filename: str) -> str:
-    """``filename`` relative to the ``sys.path`` entry it is under (the shortest)."""
-    best = filename
-    for entry in sys.path:
-        prefix = entry.rstrip(os.sep) + os.sep
-        if entry and filename.startswith(prefix) and len(filename) - len(prefix) < len(best):
-            best = filename[len(prefix) :]
-    return best
-
-
 def _where(filename: str | None, lineno: int | None, function: str | None = None) -> str | None:
     if not filename:
         return None
-    where = f"{_short(filename)}:{lineno}"
+    where = f"{short_path(filename)}:{lineno}"
     return f"{where} in {function}" if function else where
 
 
