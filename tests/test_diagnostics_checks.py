@@ -330,3 +330,33 @@ class TestSenderlessReceivers:
         assert "(signaltrace.I001) tests.test_diagnostics_checks.senderless" in (
             out.getvalue() + err.getvalue()
         )
+
+
+def test_w002_module_imported_under_two_names(monkeypatch):
+    """The same function from a module imported under two names is one duplicate."""
+    import types as _types
+
+    from django.dispatch import Signal
+
+    from signaltrace.diagnostics import checks as diag_checks
+    from signaltrace.diagnostics import discovery
+
+    def count_order(sender, **kwargs):
+        pass
+
+    first = _types.FunctionType(count_order.__code__, globals(), "count_order")
+    first.__qualname__ = "count_order"
+    first.__module__ = "shop.signals"
+    second = _types.FunctionType(count_order.__code__, globals(), "count_order")
+    second.__qualname__ = "count_order"
+    second.__module__ = "signals"
+    order_paid = Signal()
+    order_paid.connect(first)
+    order_paid.connect(second)
+    info = discovery.SignalInfo(order_paid, "order_paid", "shop.signals.order_paid", "django")
+    monkeypatch.setattr(diag_checks, "discover_signals", lambda: [info])
+    messages = diag_checks.check_duplicate_receivers()
+    (message,) = messages
+    assert message.id == "signaltrace.W002"
+    assert message.msg.startswith("shop.signals.count_order and signals.count_order is connected")
+    assert "its module was imported twice" in message.msg

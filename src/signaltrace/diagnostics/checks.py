@@ -103,13 +103,18 @@ def check_unimported_signals(
 
 
 def _identity(receiver: object) -> tuple[str, str | None, int | None] | None:
-    """Module, qualname and code location of a plain function receiver, else None."""
+    """Qualname and real code location of a plain function receiver, else None.
+
+    The module name is left out on purpose: a module imported under two names
+    (``shop.signals`` and ``signals``) gives two functions with the same code
+    location and different ``__module__``, and that is the duplicate to report.
+    """
     if type(receiver) is not types.FunctionType:
         return None
     name, filename, lineno = naming.describe_receiver(receiver)
     if "<locals>" in name:
         return None  # closures made per sender by a factory are distinct on purpose
-    return name, filename, lineno
+    return receiver.__qualname__, os.path.realpath(filename) if filename else None, lineno
 
 
 def _overlap(a: Connection, b: Connection) -> bool:
@@ -131,10 +136,13 @@ def check_duplicate_receivers(
             identity = _identity(connection.receiver)
             if identity is not None:
                 groups.setdefault(identity, []).append(connection)
-        for (name, filename, lineno), group in groups.items():
+        for (_qualname, filename, lineno), group in groups.items():
             pairs = [(a, b) for i, a in enumerate(group) for b in group[i + 1 :] if _overlap(a, b)]
             if not pairs:
                 continue
+            name = " and ".join(
+                sorted({naming.describe_receiver(c.receiver)[0] for pair in pairs for c in pair})
+            )
             senders = sorted({sender_text(c) or "any sender" for pair in pairs for c in pair})
             copies = len({id(c.receiver) for pair in pairs for c in pair})
             cause = (
