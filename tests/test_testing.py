@@ -281,8 +281,9 @@ class TestNotConnectedHints:
             "Expected tests.test_testing.lonely to be called, but it was not called."
         )
         assert err.hints == [
-            "tests.test_testing.lonely is not connected to any signal. Receivers connect when "
-            "the module holding their @receiver decorator is imported: import "
+            "tests.test_testing.lonely is not connected to any signal: no connect() or @receiver for it has run, "
+            "or it was disconnected, or another receiver took its dispatch_uid. Receivers "
+            "connect when the module holding their @receiver decorator is imported: import "
             "tests.test_testing in your AppConfig.ready()."
         ]
 
@@ -290,8 +291,9 @@ class TestNotConnectedHints:
         """With signal=, the hint names it."""
         err = failure(user_trace.assert_called, lonely, signal=post_save)
         assert err.hints == [
-            "tests.test_testing.lonely is not connected to post_save. Receivers connect when "
-            "the module holding their @receiver decorator is imported: import "
+            "tests.test_testing.lonely is not connected to post_save: no connect() or @receiver for it has run, "
+            "or it was disconnected, or another receiver took its dispatch_uid. Receivers "
+            "connect when the module holding their @receiver decorator is imported: import "
             "tests.test_testing in your AppConfig.ready()."
         ]
 
@@ -367,22 +369,22 @@ class TestNotConnectedHints:
     def test_paths_resolve_without_importing(self, user_trace):
         """A path to an unconnected function is inspected like the function."""
         err = failure(user_trace.assert_called, "tests.test_testing.lonely")
-        assert err.hints[0].startswith("tests.test_testing.lonely is not connected to any signal.")
+        assert err.hints[0].startswith("tests.test_testing.lonely is not connected to any signal: ")
         err = failure(user_trace.assert_called, "tests.test_testing.Handler.static")
         assert err.hints[0].startswith(
-            "tests.test_testing.Handler.static is not connected to any signal."
+            "tests.test_testing.Handler.static is not connected to any signal: "
         )
 
     def test_methods_and_callable_objects(self, user_trace):
         """Bound methods and callable objects name their module in the advice."""
         err = failure(user_trace.assert_called, Handler().method)
         assert err.hints[0].startswith(
-            "tests.test_testing.Handler.method is not connected to any signal."
+            "tests.test_testing.Handler.method is not connected to any signal: "
         )
         assert err.hints[0].endswith("import tests.test_testing in your AppConfig.ready().")
         err = failure(user_trace.assert_called, CallableReceiver())
         assert err.hints[0].startswith(
-            "tests.test_testing.CallableReceiver.__call__ is not connected to any signal."
+            "tests.test_testing.CallableReceiver.__call__ is not connected to any signal: "
         )
         assert err.hints[0].endswith("import tests.test_testing in your AppConfig.ready().")
 
@@ -411,7 +413,7 @@ class TestNotConnectedHints:
         assert (
             failure(user_trace.assert_called, lonely)
             .hints[0]
-            .startswith("tests.test_testing.lonely is not connected to any signal.")
+            .startswith("tests.test_testing.lonely is not connected to any signal: ")
         )
 
 
@@ -850,8 +852,9 @@ class TestAssertOrder:
             "  tests.nowhere.receiver (not called)",
         ]
         assert err.hints == [
-            "tests.test_testing.lonely is not connected to any signal. Receivers connect when "
-            "the module holding their @receiver decorator is imported: import "
+            "tests.test_testing.lonely is not connected to any signal: no connect() or @receiver for it has run, "
+            "or it was disconnected, or another receiver took its dispatch_uid. Receivers "
+            "connect when the module holding their @receiver decorator is imported: import "
             "tests.test_testing in your AppConfig.ready().",
             "tests has no module or attribute nowhere.",
         ]

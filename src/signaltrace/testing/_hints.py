@@ -136,7 +136,10 @@ def _uncalled_hints(
     where = f"to {_signal_text(signal)}" if signal is not None else "to any signal"
     if not connected:
         advice = _READY_ADVICE.format(module=_module_of(receiver))
-        return [f"{name} is not connected {where}. {advice}"]
+        return [
+            f"{name} is not connected {where}: no connect() or @receiver for it has run, "
+            f"or it was disconnected, or another receiver took its dispatch_uid. {advice}"
+        ]
     if not targets:
         others = "; ".join(
             f"{naming.signal_label(s)[0]} ({_senders_text(senders)})" for s, senders in connected
