@@ -730,3 +730,34 @@ def test_event_lists_skipped_receivers():
             ],
         }
     ]
+
+
+class TestSampling:
+    @pytest.mark.django_db
+    @pytest.mark.parametrize(
+        ("rate", "draw", "traced"),
+        [(0, 0.0, False), (0.25, 0.1, True), (0.25, 0.5, False), (1, 0.99, True)],
+    )
+    def test_sample_rate(self, client, settings, monkeypatch, rate, draw, traced):
+        """SAMPLE_RATE traces that fraction of requests; the others run untouched."""
+        import random
+
+        from signaltrace.sinks.memory import buffer
+
+        monkeypatch.setattr(random, "random", lambda: draw)
+        settings.DEBUG = True
+        settings.SIGNALTRACE = {"ENABLED": True, "SAMPLE_RATE": rate, "LOG_LEVEL": None}
+        buffer().clear()
+        response = client.get("/signal/sampled/")
+        assert response.status_code == 200
+        assert ("X-Signaltrace-Id" in response.headers) is traced
+        assert len(buffer().traces()) == (1 if traced else 0)
+
+    @pytest.mark.parametrize("value", [-0.1, 1.5, "half"])
+    def test_bad_sample_rate(self, settings, value):
+        from signaltrace.checks import check_settings
+
+        settings.SIGNALTRACE = {"SAMPLE_RATE": value}
+        (error,) = check_settings()
+        assert error.id == "signaltrace.E002"
+        assert "must be a number from 0 to 1" in error.msg

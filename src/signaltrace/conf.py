@@ -46,6 +46,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "LOG_PROBLEM_LEVEL": "warning",
     "LOG_FIELDS": None,
     "SINKS": (),
+    "SAMPLE_RATE": 1.0,
     # Integrations (issue 7).
     "OTEL": False,
     # Diagnostics (skipped signals, system checks).
@@ -97,6 +98,7 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
         f"None or a list of field names from {', '.join(LOG_FIELD_NAMES)}",
     ),
     "SINKS": ((list, tuple), "a list of dotted paths to sinks"),
+    "SAMPLE_RATE": ((int, float), "a number from 0 to 1"),
     "OTEL": ((bool,), 'a bool (True needs the otel extra: pip install "django-signaltrace[otel]")'),
     "DETECT_SKIPPED": ((bool,), "a bool"),
     "SKIPPED_WARNING": ((bool,), "a bool"),
@@ -152,6 +154,8 @@ def _request_setting_invalid(key: str, value: Any) -> bool:
     """Range and membership checks for the per-request settings."""
     if key in ("BUFFER_SIZE", "SLOW_MS"):
         return bool(value < 0)
+    if key == "SAMPLE_RATE":
+        return not 0 <= value <= 1
     if key == "SHOW_CALLBACK":
         return not (isinstance(value, str) or callable(value))
     if key in ("LOG_LEVEL", "LOG_PROBLEM_LEVEL"):

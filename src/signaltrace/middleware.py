@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import random
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final
@@ -282,6 +283,9 @@ def _start(request: HttpRequest) -> _Run | None:
     config = get_config()
     if not config["ENABLED"]:
         return None
+    rate = config["SAMPLE_RATE"]
+    if rate < 1 and random.random() >= rate:
+        return None  # not sampled: the request runs exactly as without the middleware
     try:
         return _Run(request, config)
     except Exception as err:
