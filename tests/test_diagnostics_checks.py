@@ -356,6 +356,7 @@ def test_w002_module_imported_under_two_names(monkeypatch):
     info = discovery.SignalInfo(order_paid, "order_paid", "shop.signals.order_paid", "django")
     monkeypatch.setattr(diag_checks, "discover_signals", lambda: [info])
     messages = diag_checks.check_duplicate_receivers()
+    assert order_paid.send(sender=None) == [(first, None), (second, None)]  # runs twice
     (message,) = messages
     assert message.id == "signaltrace.W002"
     assert message.msg.startswith("shop.signals.count_order and signals.count_order is connected")
