@@ -249,9 +249,7 @@ def open_dispatch(
     """
     try:
         options = cursor[K_OPTIONS]
-        traces = cursor[K_TRACES]
-        if _ctx.GLOBAL_TRACES:
-            traces = traces + tuple(t for t in _ctx.GLOBAL_TRACES if t not in traces)
+        traces: tuple[Any, ...] = _ctx.with_global(cursor[K_TRACES])
         cost = 1 + receivers
         if len(traces) == 1:
             trace = traces[0]

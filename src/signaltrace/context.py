@@ -35,6 +35,7 @@ __all__ = [
     "current_parent",
     "log_failure",
     "wants_empty",
+    "with_global",
 ]
 
 logger: Final = logging.getLogger("signaltrace")
@@ -112,10 +113,15 @@ def remove_global(trace: Trace) -> None:
 def active_traces() -> tuple[Trace, ...]:
     """The open traces the current thread or task records into (none if idle)."""
     cursor = CURSOR.get()
-    traces: tuple[Trace, ...] = cursor[K_TRACES] if cursor is not None else ()
-    if GLOBAL_TRACES:
-        traces = traces + tuple(t for t in GLOBAL_TRACES if t not in traces)
+    traces = with_global(cursor[K_TRACES] if cursor is not None else ())
     return tuple(t for t in traces if not t.closed)
+
+
+def with_global(traces: tuple[Trace, ...]) -> tuple[Trace, ...]:
+    """``traces`` plus the open ``all_threads`` traces not already among them."""
+    if GLOBAL_TRACES:
+        return traces + tuple(t for t in GLOBAL_TRACES if t not in traces)
+    return traces
 
 
 def log_failure(where: str, exc: BaseException) -> None:

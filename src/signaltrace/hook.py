@@ -30,7 +30,7 @@ from django.dispatch.dispatcher import NO_RECEIVERS
 
 from . import _compat, _db
 from . import context as _ctx
-from ._compat import async_runner
+from ._compat import async_runner, new_call
 from ._record import describe, error_info, open_dispatch
 from .context import CURSOR, wants_empty
 from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
@@ -116,6 +116,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
+            # _compat.new_call() inlined: this loop is the hot path.
             call = own[1] = [
                 key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
                 False,
@@ -199,6 +200,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
+            # _compat.new_call() inlined: this loop is the hot path.
             call = own[1] = [
                 key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
                 False,
@@ -294,24 +296,11 @@ def _sync_part(
     def sync_send_traced() -> list[tuple[Any, Any]]:
         responses = []
         own = [dispatch[D_TRACES], None, options]
-        calls_append = dispatch[D_CALLS].append
         db = _db.probe(named) if options.record_db else None
         token = CURSOR.set(own)
         try:
             for receiver in receivers:
-                call = own[1] = [
-                    key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
-                    False,
-                    0,
-                    0,
-                    None,
-                    None,
-                    dispatch,
-                    None,
-                    None,
-                    None,
-                ]
-                calls_append(call)
+                call = own[1] = new_call(receiver, False, dispatch)
                 if db is not None:
                     snapshot = _db.before(db, call)
                 call[C_START] = perf_counter_ns()
