@@ -134,9 +134,10 @@ class Trace:
         #: operations, ``QuerySet.update``), in the order they happened.
         self.skipped: list[SkippedDispatch] = []
         self._lock = threading.Lock()
-        self._built: tuple[int, int, list[Dispatch], list[Dispatch], list[ReceiverCall]] | None = (
-            None
-        )
+        #: (raw count, finished count, dispatches, roots, calls, built after close?)
+        self._built: (
+            tuple[int, int, list[Dispatch], list[Dispatch], list[ReceiverCall], bool] | None
+        ) = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -178,9 +179,13 @@ class Trace:
     # -- materialised views ---------------------------------------------------
 
     def _build(self) -> tuple[list[Dispatch], list[Dispatch], list[ReceiverCall]]:
+        built = self._built
+        if built is not None and built[5] and built[1] == built[0]:
+            # Built after close with every dispatch finished: nothing can change.
+            return built[2], built[3], built[4]
+        was_closed = self.closed  # read before the snapshot: nothing is added after close
         raws = list(self._raw)
         ends = sum(1 for raw in raws if raw[D_END])
-        built = self._built
         if built is not None and built[0] == len(raws) and built[1] == ends:
             return built[2], built[3], built[4]
         with self._lock:
@@ -239,7 +244,7 @@ class Trace:
                     dispatch.parent = parent_call
                     parent_call.children.append(dispatch)
             calls.sort(key=lambda c: c.start_ns)
-            self._built = (len(raws), ends, dispatches, roots, calls)
+            self._built = (len(raws), ends, dispatches, roots, calls, was_closed)
             return dispatches, roots, calls
 
     @property
