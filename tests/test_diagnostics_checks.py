@@ -19,12 +19,12 @@ from django.db import reset_queries
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from signaltrace.diagnostics import _source
-from signaltrace.diagnostics.checks import (
+from signaltrace.checks import (
     check_duplicate_receivers,
     check_senderless_receivers,
     check_unimported_signals,
 )
-from signaltrace.diagnostics.connections import receivers_for
+from signaltrace.introspection import receivers_for
 from tests import unimportedapp
 from tests.diagapp import duplicated
 from tests.diagapp.models import Article, Tally
@@ -338,7 +338,7 @@ def test_w002_module_imported_under_two_names(monkeypatch):
 
     from django.dispatch import Signal
 
-    from signaltrace.diagnostics import checks as diag_checks
+    from signaltrace import checks as diag_checks
     from signaltrace.diagnostics import discovery
 
     def count_order(sender, **kwargs):

@@ -17,7 +17,7 @@ from django.dispatch import Signal
 from django.dispatch.dispatcher import NO_RECEIVERS
 
 import signaltrace
-from signaltrace.diagnostics import connections as conn
+from signaltrace import introspection as conn
 from signaltrace.diagnostics.discovery import SignalInfo, discover_signals
 from signaltrace.diagnostics.receivers import (
     ReceiverEntry,

@@ -76,11 +76,11 @@ class TestRecordEmptyFastExit:
     def test_record_empty_capture_counts_balance(self, settings):
         from signaltrace import hook
 
-        counts = [hook.EMPTY_WATCHERS]
+        counts = [context.EMPTY_WATCHERS]
         settings.SIGNALTRACE = {"RECORD_EMPTY": True}
         with signaltrace.capture():
-            counts.append(hook.EMPTY_WATCHERS)
-        counts.append(hook.EMPTY_WATCHERS)
+            counts.append(context.EMPTY_WATCHERS)
+        counts.append(context.EMPTY_WATCHERS)
         assert counts == [counts[0], counts[0] + 1, counts[0]]
 
 

@@ -14,7 +14,7 @@ import pytest
 from django.dispatch import Signal
 
 import signaltrace
-from signaltrace import _compat, _record, context, naming
+from signaltrace import _async, _compat, _hotpath, context, naming
 from signaltrace.records import Dispatch, Origin, ReceiverCall
 
 unset_var: contextvars.ContextVar[str] = contextvars.ContextVar("unset_var")
@@ -32,9 +32,12 @@ class TestPackage:
         with pytest.raises(AttributeError, match="has no attribute 'nope'"):
             signaltrace.nope  # noqa: B018
 
-    def test_submodule_does_not_shadow_capture(self):
-        import signaltrace.capture as module  # noqa: F401
+    def test_no_submodule_shadows_a_public_name(self):
+        """Importing every submodule leaves ``signaltrace.capture`` the class, and so on."""
+        import pkgutil
 
+        for info in pkgutil.walk_packages(signaltrace.__path__, "signaltrace."):
+            assert info.name.rpartition(".")[2] not in signaltrace.__all__
         assert isinstance(signaltrace.capture, type)
 
 
@@ -114,7 +117,7 @@ class TestRecordCorners:
 
         handler = Handler()
         handler(None)
-        assert _record.describe(handler)[0].endswith("Handler.__call__")
+        assert _hotpath.describe(handler)[0].endswith("Handler.__call__")
 
     def test_dead_receiver_label(self):
         """A function receiver that died before the trace was read is labelled so."""
@@ -131,7 +134,7 @@ class TestRecordCorners:
         cap = signaltrace.capture()
         trace = cap.__enter__()
         sig.send(sender=None)
-        raw_call = trace._raw[0][7][0]
+        raw_call = trace.raw[0][7][0]
         assert isinstance(raw_call[0], weakref.ref)
         del receiver
         gc.collect()
@@ -145,8 +148,8 @@ class TestRecordCorners:
             pass
 
         for cache, forget in (
-            (_record._DESC_CACHE, _record._forget),
-            (_record._CLASS_INFO, _record._forget_class),
+            (_hotpath._DESC_CACHE, _hotpath._forget),
+            (_hotpath._CLASS_INFO, _hotpath._forget_class),
             (naming._SIGNAL_NAMES, naming._forget_signal),
         ):
             key = -1

@@ -18,7 +18,8 @@ import signaltrace
 from signaltrace import context, hook, middleware, sinks
 from signaltrace.checks import check_settings
 from signaltrace.context import CURSOR
-from signaltrace.middleware import SignalTraceMiddleware, check_middleware, show_trace, shown
+from signaltrace.checks import check_middleware
+from signaltrace.middleware import SignalTraceMiddleware, show_trace, shown
 from signaltrace.sinks import memory
 from signaltrace.sinks.console import ConsoleSink, console_enabled
 from signaltrace.sinks.memory import buffer
@@ -182,9 +183,9 @@ class TestRequestTrace:
             raise RuntimeError("no ids today")
 
         monkeypatch.setattr(middleware, "new_id", boom)
-        capturing = hook.CAPTURING
+        capturing = context.CAPTURING
         response = client.get("/signal/m/")
-        assert capturing == hook.CAPTURING  # the capture it had opened is closed
+        assert capturing == context.CAPTURING  # the capture it had opened is closed
         assert response.status_code == 200
         assert len(buffer()) == 0
         assert "internal error in middleware start" in caplog.text

@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import Signal
 
 import signaltrace
-from signaltrace.render import format_ms
+from signaltrace._format import format_ms
 from tests.testapp.models import ApiKey
 
 order_paid = Signal()

@@ -326,18 +326,7 @@ class TestAssets:
 
 
 class TestRows:
-    def test_format_ms(self):
-        assert _rows.format_ms(None) == "running"
-        assert _rows.format_ms(4_000) == "4 µs"
-        assert _rows.format_ms(420_000) == "0.42 ms"
-        assert _rows.format_ms(3_140_000) == "3.1 ms"
-        assert _rows.format_ms(123_400_000) == "123 ms"
-
-    def test_short_path(self, monkeypatch):
-        monkeypatch.setattr(sys, "path", ["", "/srv/app", "/srv/app/lib"])
-        assert _rows.short_path("/srv/app/lib/pkg/mod.py") == "pkg/mod.py"
-        assert _rows.short_path("/elsewhere/mod.py") == "/elsewhere/mod.py"
-        assert _rows.short_path(None) is None
+    def test_location(self):
         assert _rows.location(None, None) is None
 
     def test_value_text_never_calls_str(self):

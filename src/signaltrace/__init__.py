@@ -15,14 +15,13 @@ pytest does for the plugin) neither imports nor configures Django.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .capture import Trace, capture, current_trace
+    from .capturing import capture, current_trace
     from .hook import install, is_installed, uninstall
     from .records import Dispatch, ErrorInfo, Origin, ReceiverCall, SkippedDispatch
+    from .traces import Trace, Truncation
 
 __all__ = [
     "Dispatch",
@@ -31,6 +30,7 @@ __all__ = [
     "ReceiverCall",
     "SkippedDispatch",
     "Trace",
+    "Truncation",
     "__version__",
     "capture",
     "current_trace",
@@ -42,9 +42,10 @@ __all__ = [
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
-    "Trace": "capture",
-    "capture": "capture",
-    "current_trace": "capture",
+    "Trace": "traces",
+    "Truncation": "traces",
+    "capture": "capturing",
+    "current_trace": "capturing",
     "install": "hook",
     "is_installed": "hook",
     "uninstall": "hook",
@@ -67,20 +68,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-class _Package(types.ModuleType):
-    """Keeps ``signaltrace.capture`` the context manager.
-
-    Importing the submodule ``signaltrace.capture`` makes Python set the
-    package attribute ``capture`` to that module, which would shadow the lazily
-    imported ``capture`` class. The submodule stays in ``sys.modules``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,6 +1,6 @@
 """blinker's ``Signal.send`` and ``send_async`` with recording inline.
 
-The same approach as :mod:`signaltrace.hook` for Django: blinker's own loop
+The same approach as :mod:`signaltrace._send` for Django: blinker's own loop
 (1.9), reproduced line for line, with timing added where the receivers are
 called. Installed and removed by :func:`signaltrace.install` /
 :func:`signaltrace.uninstall`.
@@ -12,10 +12,9 @@ from inspect import iscoroutinefunction
 from time import perf_counter_ns
 from typing import Any
 
-from . import hook as _hook
-from ._compat import new_call
-from ._record import error_info, open_dispatch
-from .context import CURSOR, wants_empty
+from . import context as _ctx
+from ._hotpath import error_info, new_call, open_dispatch
+from .context import CURSOR, K_OPTIONS, wants_empty
 from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
 
 __all__ = ["REPLACEMENTS", "blinker_send", "blinker_send_async"]
@@ -28,10 +27,10 @@ def blinker_send(
         return []
 
     results = []
-    cursor = (CURSOR.get() or _hook._global_cursor()) if _hook.CAPTURING else None
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if (
         cursor is None
-        or self in cursor[2].ignored
+        or self in cursor[K_OPTIONS].ignored
         or not (self.has_receivers_for(sender) or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
@@ -52,7 +51,7 @@ def blinker_send(
             results.append((receiver, result))
 
         return results
-    own = [dispatch[D_TRACES], None, cursor[2]]
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
     token = CURSOR.set(own)
     try:
         for receiver in self.receivers_for(sender):
@@ -85,10 +84,10 @@ async def blinker_send_async(
         return []
 
     results = []
-    cursor = (CURSOR.get() or _hook._global_cursor()) if _hook.CAPTURING else None
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if (
         cursor is None
-        or self in cursor[2].ignored
+        or self in cursor[K_OPTIONS].ignored
         or not (self.has_receivers_for(sender) or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
@@ -109,7 +108,7 @@ async def blinker_send_async(
             results.append((receiver, result))
 
         return results
-    own = [dispatch[D_TRACES], None, cursor[2]]
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
     token = CURSOR.set(own)
     try:
         for receiver in self.receivers_for(sender):

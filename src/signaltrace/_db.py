@@ -15,6 +15,7 @@ from typing import Any, Final
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorWrapper
 
+from . import context as _ctx
 from .context import log_failure
 from .records import C_ATOMIC, C_ON_COMMIT, C_QUERIES
 
@@ -30,12 +31,10 @@ _originals: dict[str, Any] = {}
 
 
 def _counting(name: str) -> Any:
-    from . import hook  # imported here: hook imports this module
-
     original = CursorWrapper.__dict__[name]
 
     def counted(self: CursorWrapper, *args: Any) -> Any:
-        if hook.CAPTURING:
+        if _ctx.CAPTURING:
             QUERIES.n += 1
         return original(self, *args)
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
+import math
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.dispatch import Signal
+from django.utils.module_loading import import_string
 
 __all__ = ["DEFAULTS", "SETTING_TYPES", "config_errors", "get_config", "validated_config"]
 
@@ -115,18 +120,88 @@ def _user_settings() -> object:
     return getattr(settings, "SIGNALTRACE", _UNSET)
 
 
+#: Longest ``repr`` of a value quoted in an error message.
+_REPR_LIMIT: Final = 200
+
+_SHOW_CALLBACK_HINT: Final = (
+    "Give a function taking the request, or its dotted path, such as "
+    "'signaltrace.middleware.show_trace'."
+)
+_IGNORE_SIGNALS_HINT: Final = (
+    "Give the dotted path of a signal, such as 'django.db.models.signals.pre_init'."
+)
+
+_Error = tuple[str, str, str | None]
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)`` that cannot raise, cut to :data:`_REPR_LIMIT` characters."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{_type_name(value)} object>"
+    return _cut(text)
+
+
+def _cut(text: str) -> str:
+    """``text``, cut to :data:`_REPR_LIMIT` characters."""
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _type_name(value: object) -> str:
+    name = getattr(type(value), "__name__", None)
+    return name if isinstance(name, str) else "object"
+
+
+def _safe_str(value: object) -> str:
+    """``str(value)`` that cannot raise (falls back to :func:`_safe_repr`)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
+
+
+def _error_text(err: BaseException) -> str:
+    """``"Type: message"`` for an exception, cut to :data:`_REPR_LIMIT` characters."""
+    return _cut(f"{_type_name(err)}: {_safe_str(err)}")
+
+
+def _unknown_key_hint(key: str) -> str:
+    """The hint for an unknown key: a case-insensitive match, then the closest key."""
+    upper = key.upper()
+    if upper in DEFAULTS:
+        return f"Did you mean {upper!r}?"
+    close = difflib.get_close_matches(upper, list(DEFAULTS), n=1)
+    return f"Did you mean {close[0]!r}?" if close else f"Valid keys: {', '.join(DEFAULTS)}."
+
+
 def config_errors(user: object) -> list[tuple[str, str, str | None]]:
-    """Problems with a ``SIGNALTRACE`` value, as ``(key, message, hint)``."""
+    """Problems with a ``SIGNALTRACE`` value, as ``(key, message, hint)``.
+
+    Imports the dotted paths given for ``SHOW_CALLBACK`` and ``IGNORE_SIGNALS``
+    to check what they name (a callable taking the request, signals). A path
+    that raises :exc:`ImportError` is not reported here: the system checks
+    ``signaltrace.E100`` and ``signaltrace.E004`` report it, and at run time it
+    is skipped and logged. Any other exception raised while importing is
+    reported here.
+    """
     if user is _UNSET or user is None:
         return []
     if not isinstance(user, Mapping):
-        return [("", f"SIGNALTRACE must be a dict, not {type(user).__name__}.", None)]
-    errors: list[tuple[str, str, str | None]] = []
+        return [("", f"SIGNALTRACE must be a dict, not {_type_name(user)}.", None)]
+    errors: list[_Error] = []
     for key, value in user.items():
         if key not in DEFAULTS:
-            close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1)
-            hint = f"Did you mean {close[0]!r}?" if close else f"Valid keys: {', '.join(DEFAULTS)}."
-            errors.append((str(key), f"SIGNALTRACE[{key!r}] is not a known setting.", hint))
+            name = _safe_str(key)
+            errors.append(
+                (
+                    name,
+                    f"SIGNALTRACE[{_safe_repr(key)}] is not a known setting.",
+                    _unknown_key_hint(name),
+                )
+            )
             continue
         types, description = SETTING_TYPES[key]
         bad = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
@@ -139,23 +214,101 @@ def config_errors(user: object) -> list[tuple[str, str, str | None]]:
         if not bad:
             bad = _request_setting_invalid(key, value)
         if bad:
-            errors.append(
-                (
-                    key,
-                    f"SIGNALTRACE[{key!r}] must be {description}, "
-                    f"got {type(value).__name__}: {value!r}.",
-                    None,
-                )
-            )
+            errors.append((key, _must_be(key, description, value), None))
+        elif key == "SHOW_CALLBACK":
+            errors.extend(_show_callback_errors(value, description))
+        elif key == "IGNORE_SIGNALS":
+            errors.extend(_ignore_signals_errors(value))
     return errors
+
+
+def _must_be(key: str, description: str, value: object) -> str:
+    """The standard message: ``SIGNALTRACE['KEY'] must be ..., got type: value.``"""
+    return (
+        f"SIGNALTRACE[{key!r}] must be {description}, got {_type_name(value)}: {_safe_repr(value)}."
+    )
+
+
+def _show_callback_errors(value: object, description: str) -> list[_Error]:
+    """What is wrong with a ``SHOW_CALLBACK`` that has the right type, if anything."""
+    key = "SHOW_CALLBACK"
+    target = value
+    if isinstance(value, str):
+        try:
+            target = import_string(value)
+        except ImportError:
+            return []  # signaltrace.E100
+        except Exception as err:
+            message = (
+                f"SIGNALTRACE[{key!r}] {_safe_repr(value)} does not import: {_error_text(err)}"
+            )
+            return [(key, message, _SHOW_CALLBACK_HINT)]
+    if not callable(target):
+        hint = None
+        if isinstance(value, str):
+            hint = (
+                f"{_safe_repr(value)} names {_type_name(target)}: {_safe_repr(target)}, "
+                f"which is not callable. {_SHOW_CALLBACK_HINT}"
+            )
+        return [(key, _must_be(key, description, value), hint)]
+    try:
+        signature = inspect.signature(target)
+    except Exception:
+        return []  # no signature to read (some builtins): accept it
+    try:
+        signature.bind(object())
+    except TypeError:
+        subject = f"{_safe_repr(value)} names a callable that" if isinstance(value, str) else "It"
+        hint = (
+            f"{subject} cannot be called with one positional argument (the request): "
+            f"its signature is {_cut(_safe_str(signature))}. {_SHOW_CALLBACK_HINT}"
+        )
+        return [(key, _must_be(key, description, value), hint)]
+    return []
+
+
+def _ignore_signals_errors(paths: list[str] | tuple[str, ...]) -> list[_Error]:
+    """``IGNORE_SIGNALS`` entries that import but are not signals (one error each)."""
+    key = "IGNORE_SIGNALS"
+    errors: list[_Error] = []
+    for path in paths:
+        try:
+            target = import_string(path)
+        except ImportError:
+            continue  # signaltrace.E004
+        except Exception as err:
+            message = (
+                f"SIGNALTRACE[{key!r}] entry {_safe_repr(path)} does not import: {_error_text(err)}"
+            )
+            errors.append((key, message, _IGNORE_SIGNALS_HINT))
+            continue
+        if not _is_signal(target):
+            message = (
+                f"SIGNALTRACE[{key!r}] entry {_safe_repr(path)} must be a "
+                f"django.dispatch.Signal or blinker.Signal, "
+                f"got {_type_name(target)}: {_safe_repr(target)}."
+            )
+            errors.append((key, message, _IGNORE_SIGNALS_HINT))
+    return errors
+
+
+def _is_signal(value: object) -> bool:
+    """Whether ``value`` is a Django or blinker signal (blinker is not imported here)."""
+    if isinstance(value, Signal):
+        return True
+    blinker = sys.modules.get("blinker")
+    blinker_signal = getattr(blinker, "Signal", None)
+    return isinstance(blinker_signal, type) and isinstance(value, blinker_signal)
 
 
 def _request_setting_invalid(key: str, value: Any) -> bool:
     """Range and membership checks for the per-request settings."""
-    if key in ("BUFFER_SIZE", "SLOW_MS"):
+    if key == "BUFFER_SIZE":
         return bool(value < 0)
+    if key == "SLOW_MS":
+        return _not_finite(value) or bool(value < 0)
     if key == "SAMPLE_RATE":
-        return not 0 <= value <= 1
+        return _not_finite(value) or not 0 <= value <= 1
     if key == "SHOW_CALLBACK":
         return not (isinstance(value, str) or callable(value))
     if key in ("LOG_LEVEL", "LOG_PROBLEM_LEVEL"):
@@ -165,6 +318,11 @@ def _request_setting_invalid(key: str, value: Any) -> bool:
     if key == "OTEL":
         return bool(value) and _otel_missing()
     return False
+
+
+def _not_finite(value: int | float) -> bool:
+    """Whether ``value`` is a float NaN or infinity (ints are always finite)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _otel_missing() -> bool:
@@ -195,9 +353,14 @@ def get_config() -> dict[str, Any]:
 
 
 def validated_config() -> dict[str, Any]:
-    """:func:`get_config`, raising :exc:`ImproperlyConfigured` on the first error."""
+    """:func:`get_config`, raising :exc:`ImproperlyConfigured` if there are errors.
+
+    The exception lists every error of :func:`config_errors`, one a line, each
+    followed by its hint.
+    """
     errors = config_errors(_user_settings())
     if errors:
-        _key, message, hint = errors[0]
-        raise ImproperlyConfigured(f"{message} {hint}" if hint else message)
+        raise ImproperlyConfigured(
+            "\n".join(f"{message} {hint}" if hint else message for _key, message, hint in errors)
+        )
     return get_config()

@@ -12,8 +12,11 @@ One :class:`~contextvars.ContextVar` holds a *cursor*, a small list
 
 Every traced dispatch sets a fresh cursor for the duration of its receivers, so
 concurrent threads and tasks never share a mutable cursor (see
-``explanation/contextvars``). Traces opened with ``all_threads=True`` are also
+``explanation/architecture``). Traces opened with ``all_threads=True`` are also
 fed by flows that have no cursor of their own.
+
+It also keeps the process-wide counters the send replacements read first:
+:data:`CAPTURING` (open captures anywhere) and :data:`EMPTY_WATCHERS`.
 """
 
 from __future__ import annotations
@@ -23,18 +26,23 @@ import logging
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from .capture import Trace
+from typing import Any, Final, Protocol
 
 __all__ = [
+    "CAPTURING",
     "CURSOR",
+    "EMPTY_WATCHERS",
+    "K_CALL",
+    "K_OPTIONS",
+    "K_TRACES",
     "Options",
+    "TraceTarget",
     "active_traces",
     "current_parent",
     "log_failure",
     "wants_empty",
+    "watch_captures",
+    "watch_empty",
     "with_global",
 ]
 
@@ -47,8 +55,42 @@ K_TRACES: Final = 0
 K_CALL: Final = 1
 K_OPTIONS: Final = 2
 
+#: How many captures are open (any thread). While zero, dispatch skips even the
+#: context lookup: installed-but-idle costs one global read.
+CAPTURING = 0
+
+#: How many open captures record dispatches without receivers (RECORD_EMPTY);
+#: checked on Django's no-receivers fast exit, which otherwise stays untouched.
+EMPTY_WATCHERS = 0
+
+
+class TraceTarget(Protocol):
+    """What the hot path needs of a :class:`~signaltrace.Trace` it records into."""
+
+    closed: bool
+    events: int
+    dropped: int
+    max_events: int
+    options: Options
+
+    def add_dispatch(self, raw: list[Any]) -> bool: ...
+
+
 #: Traces opened with ``capture(all_threads=True)``; replaced, never mutated.
-GLOBAL_TRACES: tuple[Trace, ...] = ()
+GLOBAL_TRACES: tuple[Any, ...] = ()
+
+
+def watch_captures(delta: int) -> None:
+    """Count open captures (called by ``capture()``, under its lock)."""
+    global CAPTURING
+    CAPTURING += delta
+
+
+def watch_empty(delta: int) -> None:
+    """Count captures that want empty dispatches recorded (see ``RECORD_EMPTY``)."""
+    global EMPTY_WATCHERS
+    EMPTY_WATCHERS += delta
+
 
 _logged: set[str] = set()
 
@@ -100,24 +142,24 @@ def global_cursor() -> list[Any] | None:
     return [traces, None, traces[-1].options]
 
 
-def add_global(trace: Trace) -> None:
+def add_global(trace: TraceTarget) -> None:
     global GLOBAL_TRACES
     GLOBAL_TRACES = (*GLOBAL_TRACES, trace)
 
 
-def remove_global(trace: Trace) -> None:
+def remove_global(trace: TraceTarget) -> None:
     global GLOBAL_TRACES
     GLOBAL_TRACES = tuple(t for t in GLOBAL_TRACES if t is not trace)
 
 
-def active_traces() -> tuple[Trace, ...]:
+def active_traces() -> tuple[Any, ...]:
     """The open traces the current thread or task records into (none if idle)."""
     cursor = CURSOR.get()
     traces = with_global(cursor[K_TRACES] if cursor is not None else ())
     return tuple(t for t in traces if not t.closed)
 
 
-def with_global(traces: tuple[Trace, ...]) -> tuple[Trace, ...]:
+def with_global(traces: tuple[Any, ...]) -> tuple[Any, ...]:
     """``traces`` plus the open ``all_threads`` traces not already among them."""
     if GLOBAL_TRACES:
         return traces + tuple(t for t in GLOBAL_TRACES if t not in traces)

@@ -29,19 +29,19 @@ from typing import Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch
 from django.utils.module_loading import import_string
 
 from . import sinks
-from .capture import Trace, capture
-from .conf import _user_settings, config_errors, get_config
+from .capturing import capture
+from .conf import get_config
 from .context import CURSOR, log_failure
 from .naming import type_label
-from .sinks._summary import summarize
+from .summary import summarize
+from .traces import Trace
 
-__all__ = ["SignalTraceMiddleware", "check_middleware", "new_id", "show_trace", "shown"]
+__all__ = ["PATH", "SignalTraceMiddleware", "new_id", "show_trace", "shown"]
 
 PATH: Final = "signaltrace.middleware.SignalTraceMiddleware"
 #: The URL namespace of the trace viewer, whose own requests are not recorded.
@@ -344,54 +344,3 @@ class SignalTraceMiddleware:
         CURSOR.reset(token)
         run.finish(request, response)
         return response
-
-
-def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """System checks for per-request tracing.
-
-    - ``signaltrace.W100``: the middleware is not first in ``MIDDLEWARE``.
-    - ``signaltrace.E100``: ``SHOW_CALLBACK`` does not import.
-    - ``signaltrace.E101``: a ``SINKS`` entry does not import or is not a sink.
-
-    .. versionadded:: 0.1.0
-    """
-    messages: list[CheckMessage] = []
-    middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
-    if PATH in middleware and middleware.index(PATH) != 0:
-        messages.append(
-            Warning(
-                f"{PATH} is not the first entry in MIDDLEWARE.",
-                hint="Signals sent by the middleware listed before it (SessionMiddleware "
-                "saving a session, for one) are missing from request traces. Move it to "
-                "the top unless that is what you want.",
-                id="signaltrace.W100",
-            )
-        )
-    if config_errors(_user_settings()):
-        return messages  # reported by check_settings
-    config = get_config()
-    callback = config["SHOW_CALLBACK"]
-    if isinstance(callback, str):
-        try:
-            import_string(callback)
-        except ImportError as err:
-            messages.append(
-                Error(
-                    f"SIGNALTRACE['SHOW_CALLBACK'] {callback!r} does not import: {err}",
-                    hint="Give the dotted path of a function taking the request, such as "
-                    "'signaltrace.middleware.show_trace'.",
-                    id="signaltrace.E100",
-                )
-            )
-    for path in config["SINKS"]:
-        try:
-            sinks.load_sink(path)
-        except Exception as err:
-            messages.append(
-                Error(
-                    f"SIGNALTRACE['SINKS'] entry {path!r} cannot be used: {err}",
-                    hint="Give the dotted path of a class (or object) with an emit(trace) method.",
-                    id="signaltrace.E101",
-                )
-            )
-    return messages

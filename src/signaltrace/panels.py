@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from debug_toolbar.panels import Panel
 from django.urls import NoReverseMatch, reverse
 
-from .capture import Trace, capture
+from ._format import format_ms, short_path
+from .capturing import capture
 from .conf import get_config
 from .context import active_traces
-from .render import dispatch_summary, format_ms
-from .viewer._rows import short_path
+from .render import dispatch_summary
+from .traces import Trace
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase

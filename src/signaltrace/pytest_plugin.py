@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 if TYPE_CHECKING:
-    from .capture import Trace
+    from .traces import Trace
 
 __all__ = ["signal_trace"]
 
@@ -106,7 +106,7 @@ def _signal_trace(request: pytest.FixtureRequest) -> Iterator[Trace]:
             "signal_trace needs Django settings: set DJANGO_SETTINGS_MODULE "
             "(or pytest-django's --ds) or call settings.configure()"
         )
-    from .capture import capture
+    from .capturing import capture
 
     node = request.node
     problem = ""
@@ -170,8 +170,9 @@ def pytest_runtest_makereport(
         enabled = item.config.getini(INI_REPORT)
     if not enabled or item.stash.get(_SHOWN, False):
         return report
-    from .testing import SignalTraceAssertionError, _tree
+    from .assertions.text import tree
+    from .testing import SignalTraceAssertionError
 
     if call.excinfo is None or not call.excinfo.errisinstance(SignalTraceAssertionError):
-        report.sections.append((SECTION, _tree(trace, numbered=False)))
+        report.sections.append((SECTION, tree(trace, numbered=False)))
     return report

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["Dispatch", "ErrorInfo", "Origin", "ReceiverCall", "SkippedDispatch"]
+__all__ = ["REDACTED", "Dispatch", "ErrorInfo", "Origin", "ReceiverCall", "SkippedDispatch"]
+
+#: What a redacted kwarg (see :setting:`REDACT`) is recorded as.
+REDACTED: Final = "[redacted]"
 
 # Raw dispatch layout (a list, mutated while the dispatch runs).
 D_SIGNAL: Final = 0  # weakref to the signal, or a (name, path) tuple once resolved
@@ -21,7 +24,7 @@ D_KWARGS: Final = 2  # dict of recorded kwargs
 D_METHOD: Final = 3  # "send", "send_robust", "asend", "asend_robust", "blinker.send", ...
 D_START: Final = 4  # perf_counter_ns
 D_END: Final = 5  # perf_counter_ns, 0 while running
-D_ORIGIN: Final = 6  # (filename, line, function) or None
+D_ORIGIN: Final = 6  # (code object, line) of the first frame outside Django, or None
 D_CALLS: Final = 7  # list of raw calls
 D_PARENT: Final = 8  # raw call or None
 D_TRACES: Final = 9  # tuple of traces that record this dispatch

@@ -11,38 +11,17 @@ The text tree (used by ``str(trace)``, the console, logs and test failures)::
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Final
 
+from ._format import format_ms, short_path
 from .records import Dispatch, Origin, ReceiverCall, SkippedDispatch
 
 if TYPE_CHECKING:
-    from .capture import Trace
+    from .traces import Trace
 
-__all__ = ["dispatch_summary", "format_ms", "render_trace", "trace_to_dict"]
+__all__ = ["SCHEMA", "dispatch_summary", "render_trace", "trace_to_dict"]
 
 SCHEMA: Final = "signaltrace.trace/1"
-
-
-def format_ms(ns: int | None) -> str:
-    if ns is None:
-        return "running"
-    ms = ns / 1e6
-    if ms >= 100:
-        return f"{ms:.0f} ms"
-    if ms >= 1:
-        return f"{ms:.1f} ms"
-    if ms < 0.01:
-        return "<0.01 ms"
-    return f"{ms:.2f} ms"
-
-
-def _short_path(filename: str) -> str:
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:  # pragma: no cover - other drive on Windows
-        return filename
-    return filename if rel.startswith("..") else rel
 
 
 #: Values that say nothing worth a column in the tree.
@@ -76,7 +55,7 @@ def _dispatch_line(dispatch: Dispatch) -> str:
     notes = []
     if dispatch.origin is not None and dispatch.parent is None:
         origin = dispatch.origin
-        notes.append(f"{_short_path(origin.filename)}:{origin.lineno} in {origin.function}")
+        notes.append(f"{short_path(origin.filename)}:{origin.lineno} in {origin.function}")
     if not dispatch.calls:
         notes.append("no receivers")
     if notes:
@@ -144,7 +123,7 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
         where = ""
         if skipped.origin is not None:
             origin = skipped.origin
-            where = f"  ({_short_path(origin.filename)}:{origin.lineno} in {origin.function})"
+            where = f"  ({short_path(origin.filename)}:{origin.lineno} in {origin.function})"
         lines.append(
             f"⚠ {skipped.operation} on {skipped.model} skipped {', '.join(skipped.signals)}: "
             f"{', '.join(skipped.receivers)} did not run{where}"

@@ -42,9 +42,10 @@ import blinker
 
 from . import naming
 from .context import log_failure
+from .summary import summarize
 
 if TYPE_CHECKING:
-    from .capture import Trace
+    from .traces import Trace
 
 __all__ = ["receiver_failed", "send_finished", "slow_receiver", "trace_finished"]
 
@@ -179,8 +180,6 @@ def send_finished(trace: Trace, slow_ms: float) -> None:
     failed = bool(receiver_failed.receivers)
     slow = bool(slow_receiver.receivers) and bool(slow_ms)
     if failed or slow:
-        from .sinks._summary import summarize
-
         summary = summarize(trace, slow_ms)
         if failed:
             for call in summary.errors:

@@ -9,14 +9,13 @@ module's source with :mod:`ast`.
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
 from django.dispatch import Signal
 
 from signaltrace import naming
+from signaltrace.introspection import named_blinker_signals, signal_holders
 
 from ._source import call_assignments
 
@@ -42,22 +41,6 @@ class SignalInfo:
     def class_name(self) -> str:
         """The signal's class, e.g. ``django.db.models.signals.ModelSignal``."""
         return naming.type_label(type(self.signal))
-
-
-def _signal_classes() -> tuple[type, ...]:
-    try:
-        import blinker
-    except ImportError:  # pragma: no cover - blinker is a dependency
-        return (Signal,)
-    return (Signal, blinker.Signal)
-
-
-def _named_blinker_signals() -> list[Any]:
-    try:
-        import blinker
-    except ImportError:  # pragma: no cover - blinker is a dependency
-        return []
-    return list(blinker.default_namespace.values())
 
 
 def _prefixes() -> tuple[str, ...]:
@@ -87,24 +70,14 @@ def discover_signals() -> list[SignalInfo]:
 
     .. versionadded:: 0.1.0
     """
-    classes = _signal_classes()
     prefixes = _prefixes()
-    found: dict[int, tuple[Any, list[tuple[str, str, str | None]]]] = {}
-    modules: dict[str, object] = dict(sys.modules)
-    for modname, module in sorted(modules.items(), key=lambda item: item[0]):
-        # Placeholders (None) and module stand-ins are skipped, as is anything
-        # outside Django and the installed apps.
-        if not isinstance(module, types.ModuleType) or not _in_scope(modname, prefixes):
-            continue
-        namespace = module.__dict__
-        filename = namespace.get("__file__")
-        for attr, value in list(namespace.items()):
-            # type(), not isinstance(): a lazy object's __class__ would evaluate it.
-            if issubclass(type(value), classes):
-                entry = found.setdefault(id(value), (value, []))
-                entry[1].append((modname, attr, filename if isinstance(filename, str) else None))
+    found = {
+        key: (signal, in_scope)
+        for key, (signal, holders) in signal_holders().items()
+        if (in_scope := [h for h in holders if _in_scope(h[0], prefixes)])
+    }
     infos: list[SignalInfo] = []
-    named = {id(signal): signal for signal in _named_blinker_signals()}
+    named = {id(signal): signal for signal in named_blinker_signals()}
     for key, signal in named.items():
         name = signal.name
         infos.append(SignalInfo(signal, name, f"blinker:{name}", "blinker"))

@@ -19,8 +19,8 @@ from django.db.models.signals import ModelSignal
 from django.dispatch.dispatcher import _make_id  # type: ignore[attr-defined]
 
 from signaltrace import naming
+from signaltrace.introspection import Connection, connections, sender_candidates, sender_text
 
-from .connections import Connection, connections, sender_candidates, sender_text
 from .discovery import SignalInfo, discover_signals
 
 __all__ = [

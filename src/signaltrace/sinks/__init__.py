@@ -39,8 +39,12 @@ from signaltrace.conf import get_config
 from signaltrace.context import log_failure
 from signaltrace.signals import send_finished
 
+from .console import ConsoleSink, console_enabled
+from .memory import buffer
+from .structlog import StructlogSink
+
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
+    from signaltrace.traces import Trace
 
 __all__ = ["Sink", "active_sinks", "emit", "load_sink"]
 
@@ -75,10 +79,6 @@ _cache: tuple[object, tuple[tuple[str, Sink], ...]] | None = None
 
 
 def _builtin(config: dict[str, Any]) -> list[tuple[str, Sink]]:
-    from .console import ConsoleSink, console_enabled
-    from .memory import buffer
-    from .structlog import StructlogSink
-
     sinks: list[tuple[str, Sink]] = []
     if config["BUFFER_SIZE"]:
         sinks.append(("memory", buffer()))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
+    from signaltrace.traces import Trace
 
 __all__ = ["ConsoleSink", "console_enabled"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from signaltrace.conf import get_config
 
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
+    from signaltrace.traces import Trace
 
 __all__ = ["RingBufferSink", "buffer"]
 

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
-    from signaltrace.capture import Trace
     from signaltrace.records import Dispatch, ReceiverCall
+    from signaltrace.traces import Trace
 
 __all__ = ["TRACER_NAME", "OpenTelemetrySink"]
 

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from signaltrace.conf import LOG_FIELD_NAMES, get_config
-
-from ._summary import summarize
+from signaltrace.summary import summarize
 
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
     from signaltrace.records import ReceiverCall
+    from signaltrace.traces import Trace
 
 __all__ = ["EVENT", "StructlogSink", "request_fields"]
 

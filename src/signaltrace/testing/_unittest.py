@@ -13,17 +13,17 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, overload
 
-from signaltrace.capture import Trace, capture
-from signaltrace.records import Dispatch, ReceiverCall
-
-from ._assertions import (
+from signaltrace._format import short_path
+from signaltrace.assertions import (
     SignalTraceAssertionError,
-    _short_path,
     assert_called,
     assert_no_errors,
     assert_not_called,
     assert_sent,
 )
+from signaltrace.capturing import capture
+from signaltrace.records import Dispatch, ReceiverCall
+from signaltrace.traces import Trace
 
 __unittest = True  # unittest leaves this module's frames out of tracebacks
 
@@ -153,7 +153,7 @@ class SignalTraceTestMixin:
         deferred = DeferredAssertion(
             name,
             functools.partial(_checked, msg, func, args, kwargs),
-            f"{_short_path(caller.f_code.co_filename)}:{caller.f_lineno}",
+            f"{short_path(caller.f_code.co_filename)}:{caller.f_lineno}",
         )
         add_cleanup = getattr(self, "addCleanup", None)
         if add_cleanup is not None:

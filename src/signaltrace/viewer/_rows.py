@@ -3,56 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from django.utils import timezone
 
-from signaltrace.records import Dispatch, ReceiverCall
+from signaltrace._format import format_ms, location
+from signaltrace.records import REDACTED, Dispatch, ReceiverCall
 from signaltrace.render import dispatch_summary
-from signaltrace.sinks._summary import Summary, summarize
+from signaltrace.summary import Summary, summarize
 
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
+    from signaltrace.traces import Trace
 
-__all__ = ["ListRow", "TreeRow", "format_ms", "list_row", "receiver_table", "tree_rows"]
+__all__ = ["ListRow", "TreeRow", "list_row", "receiver_table", "tree_rows"]
 
 #: Traces with more tree rows than this open with nested receivers collapsed.
 COLLAPSE_ABOVE: Final = 400
-REDACTED: Final = "[redacted]"
-
-
-def format_ms(ns: int | None) -> str:
-    """A duration for people: ``12 µs``, ``0.42 ms``, ``3.1 ms``, ``120 ms``; ``running``."""
-    if ns is None:
-        return "running"
-    if ns < 100_000:
-        return f"{ns / 1000:.0f} µs"
-    ms = ns / 1e6
-    if ms >= 100:
-        return f"{ms:.0f} ms"
-    return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"
-
-
-def short_path(filename: str | None) -> str | None:
-    """``filename`` relative to the ``sys.path`` entry it is under (the shortest)."""
-    if not filename:
-        return filename
-    best = filename
-    for entry in sys.path:
-        prefix = entry.rstrip(os.sep) + os.sep
-        if entry and filename.startswith(prefix) and len(filename) - len(prefix) < len(best):
-            best = filename[len(prefix) :]
-    return best
-
-
-def location(filename: str | None, lineno: int | None) -> str | None:
-    """``short/path.py:12`` or ``None``."""
-    if not filename:
-        return None
-    return f"{short_path(filename)}:{lineno}"
 
 
 def value_text(value: Any) -> str:

@@ -18,12 +18,13 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from signaltrace import __version__
-from signaltrace.capture import Trace
+from signaltrace._format import format_ms
 from signaltrace.conf import get_config
 from signaltrace.middleware import shown
 from signaltrace.sinks.memory import buffer
+from signaltrace.traces import Trace
 
-from ._rows import format_ms, list_row, receiver_table, signal_window, tree_rows
+from ._rows import list_row, receiver_table, signal_window, tree_rows
 
 __all__ = ["asset", "trace_detail", "trace_json", "trace_list"]
 

@@ -20,8 +20,9 @@ from typing import Any
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from signaltrace.capture import Trace, capture
-from signaltrace.render import format_ms
+from signaltrace._format import format_ms
+from signaltrace.capturing import capture
+from signaltrace.traces import Trace
 
 __all__ = ["Command", "summary"]
 

@@ -8,16 +8,20 @@ near-miss hints.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from signaltrace import naming
-from signaltrace.capture import Trace, receiver_name
+from signaltrace._format import short_path
+from signaltrace.query import receiver_name
 from signaltrace.records import Dispatch, ReceiverCall
 
-from ._hints import _MODEL_SIGNALS, _near_misses, _safe, _trace_hints, _uncalled_hints
-from ._match import _mismatch, _signal_text
-from ._text import _at, _filters_text, _lines_text, _numbering, _times_text, _tree
+from .hints import MODEL_SIGNALS, near_misses, safe, trace_hints, uncalled_hints
+from .matching import mismatch, signal_text
+from .text import at, filters_text, lines_text, numbering, times_text, tree
+
+if TYPE_CHECKING:
+    from signaltrace.traces import Trace
 
 __unittest = True  # unittest leaves this module's frames out of tracebacks
 
@@ -37,10 +41,10 @@ class SignalTraceAssertionError(AssertionError):
         self.hints = hints or []
 
 
-def _failure(
+def failure(
     trace: Trace, headline: str, hints: list[str], details: Iterable[str] = ()
 ) -> SignalTraceAssertionError:
-    parts = [headline, *details, f"Captured signal trace:\n{_tree(trace)}"]
+    parts = [headline, *details, f"Captured signal trace:\n{tree(trace)}"]
     if hints:
         parts.append("\n".join(f"Hint: {hint}" for hint in hints))
     return SignalTraceAssertionError("\n\n".join(parts), trace=trace, hints=hints)
@@ -68,11 +72,11 @@ def calls_of(
     return [
         call
         for call in trace.calls
-        if call.receiver_name == name and _mismatch(call.dispatch, signal, sender, match) is None
+        if call.receiver_name == name and mismatch(call.dispatch, signal, sender, match) is None
     ]
 
 
-def _check_times(times: int | None) -> None:
+def check_times(times: int | None) -> None:
     if times is not None and (type(times) is not int or times < 0):
         raise ValueError(f"times must be a non-negative int, got {times!r}")
 
@@ -98,17 +102,17 @@ def assert_called(
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    _check_times(times)
+    check_times(times)
     calls = calls_of(trace, receiver, signal=signal, sender=sender, **match)
     if (len(calls) == times) if times is not None else calls:
         return calls
     name = receiver_name(receiver)
-    lines = _numbering(trace)
+    lines = numbering(trace)
     ran = [call for call in trace.calls if call.receiver_name == name]
-    expected = f" {_times_text(times)}" if times is not None else ""
+    expected = f" {times_text(times)}" if times is not None else ""
     if calls:
-        actual = f"it was called {_times_text(len(calls))}"
-        actual += _lines_text(lines.get(id(c)) for c in calls)
+        actual = f"it was called {times_text(len(calls))}"
+        actual += lines_text(lines.get(id(c)) for c in calls)
     elif ran:
         actual = (
             f"none of its {len(ran)} calls matched" if len(ran) > 1 else "its call did not match"
@@ -116,16 +120,16 @@ def assert_called(
     else:
         actual = "it was not called"
     headline = (
-        f"Expected {name} to be called{expected}{_filters_text(signal, sender, match)}, "
+        f"Expected {name} to be called{expected}{filters_text(signal, sender, match)}, "
         f"but {actual}."
     )
     filters = (signal, sender, match)
-    hints = _safe(lambda: _near_misses(name, "ran", ran, lines, filters))
+    hints = safe(lambda: near_misses(name, "ran", ran, lines, filters))
     if not ran:
-        hints += _safe(lambda: _uncalled_hints(trace, receiver, name, signal, sender, lines))
+        hints += safe(lambda: uncalled_hints(trace, receiver, name, signal, sender, lines))
     signals = [signal] if signal is not None and not isinstance(signal, str) else []
-    hints += _safe(lambda: _trace_hints(trace, signals))
-    raise _failure(trace, headline, hints)
+    hints += safe(lambda: trace_hints(trace, signals))
+    raise failure(trace, headline, hints)
 
 
 def assert_called_once(
@@ -162,20 +166,20 @@ def assert_not_called(
     calls = calls_of(trace, receiver, signal=signal, sender=sender, **match)
     if not calls:
         return trace
-    lines = _numbering(trace)
-    raise _failure(
+    lines = numbering(trace)
+    raise failure(
         trace,
         f"Expected {receiver_name(receiver)} not to be called"
-        f"{_filters_text(signal, sender, match)}, but it was called "
-        f"{_times_text(len(calls))}{_lines_text(lines.get(id(c)) for c in calls)}.",
+        f"{filters_text(signal, sender, match)}, but it was called "
+        f"{times_text(len(calls))}{lines_text(lines.get(id(c)) for c in calls)}.",
         [],
     )
 
 
-def _dispatches(
+def dispatches(
     trace: Trace, signal: object, sender: object, match: dict[str, object]
 ) -> list[Dispatch]:
-    return [d for d in trace.dispatches if _mismatch(d, signal, sender, match) is None]
+    return [d for d in trace.dispatches if mismatch(d, signal, sender, match) is None]
 
 
 def assert_sent(
@@ -195,16 +199,16 @@ def assert_sent(
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    _check_times(times)
-    found = _dispatches(trace, signal, sender, match)
+    check_times(times)
+    found = dispatches(trace, signal, sender, match)
     if (len(found) == times) if times is not None else found:
         return found
-    label = _signal_text(signal)
-    lines = _numbering(trace)
+    label = signal_text(signal)
+    lines = numbering(trace)
     sent = trace.find_dispatches(signal=signal)
     if found:
-        actual = f"it was sent {_times_text(len(found))}"
-        actual += _lines_text(lines.get(id(d)) for d in found)
+        actual = f"it was sent {times_text(len(found))}"
+        actual += lines_text(lines.get(id(d)) for d in found)
     elif sent:
         actual = (
             f"none of its {len(sent)} dispatches matched"
@@ -213,13 +217,13 @@ def assert_sent(
         )
     else:
         actual = "it was not sent"
-    expected = f" {_times_text(times)}" if times is not None else ""
+    expected = f" {times_text(times)}" if times is not None else ""
     headline = (
-        f"Expected {label} to be sent{expected}{_filters_text(None, sender, match)}, but {actual}."
+        f"Expected {label} to be sent{expected}{filters_text(None, sender, match)}, but {actual}."
     )
-    hints = _safe(lambda: _near_misses(label, "was sent", sent, lines, (None, sender, match)))
+    hints = safe(lambda: near_misses(label, "was sent", sent, lines, (None, sender, match)))
     record_empty = trace.options.record_empty
-    if record_empty is not True and not _dispatches(trace, signal, sender, {}):
+    if record_empty is not True and not dispatches(trace, signal, sender, {}):
         hints.append(
             "signaltrace records a dispatch only when it has receivers"
             + (" or is sent inside a receiver (RECORD_EMPTY='nested')" if record_empty else "")
@@ -227,15 +231,13 @@ def assert_sent(
             "receivers too."
         )
     path = signal if isinstance(signal, str) else naming.signal_label(signal)[1]
-    if not sent and (
-        path in _MODEL_SIGNALS or f"django.db.models.signals.{path}" in _MODEL_SIGNALS
-    ):
+    if not sent and (path in MODEL_SIGNALS or f"django.db.models.signals.{path}" in MODEL_SIGNALS):
         hints.append(
             "QuerySet.update(), bulk_create(), bulk_update() and raw SQL send no model signals."
         )
     signals = [] if isinstance(signal, str) else [signal]
-    hints += _safe(lambda: _trace_hints(trace, signals))
-    raise _failure(trace, headline, hints)
+    hints += safe(lambda: trace_hints(trace, signals))
+    raise failure(trace, headline, hints)
 
 
 def assert_not_sent(
@@ -251,14 +253,14 @@ def assert_not_sent(
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    found = _dispatches(trace, signal, sender, match)
+    found = dispatches(trace, signal, sender, match)
     if not found:
         return trace
-    lines = _numbering(trace)
-    raise _failure(
+    lines = numbering(trace)
+    raise failure(
         trace,
-        f"Expected {_signal_text(signal)} not to be sent{_filters_text(None, sender, match)}, "
-        f"but it was sent {_times_text(len(found))}{_lines_text(lines.get(id(d)) for d in found)}.",
+        f"Expected {signal_text(signal)} not to be sent{filters_text(None, sender, match)}, "
+        f"but it was sent {times_text(len(found))}{lines_text(lines.get(id(d)) for d in found)}.",
         [],
     )
 
@@ -275,10 +277,10 @@ def assert_order(trace: Trace, /, *receivers: object) -> list[ReceiverCall]:
     first: dict[str, ReceiverCall] = {}
     for call in trace.calls:
         first.setdefault(call.receiver_name, call)
-    lines = _numbering(trace)
+    lines = numbering(trace)
     missing = [name for name in names if name not in first]
     expected = "\n".join(
-        f"  {name}{_lines_text([lines.get(id(first[name]))]) if name in first else ' (not called)'}"
+        f"  {name}{lines_text([lines.get(id(first[name]))]) if name in first else ' (not called)'}"
         for name in names
     )
     if missing:
@@ -290,33 +292,28 @@ def assert_order(trace: Trace, /, *receivers: object) -> list[ReceiverCall]:
         hints: list[str] = []
         for receiver, name in zip(receivers, names, strict=True):
             if name in missing:
-                hints += _safe(
-                    functools.partial(_uncalled_hints, trace, receiver, name, None, None, lines)
+                hints += safe(
+                    functools.partial(uncalled_hints, trace, receiver, name, None, None, lines)
                 )
-        hints += _safe(lambda: _trace_hints(trace, []))
-        raise _failure(trace, headline, hints, [f"Expected order:\n{expected}"])
+        hints += safe(lambda: trace_hints(trace, []))
+        raise failure(trace, headline, hints, [f"Expected order:\n{expected}"])
     calls = [first[name] for name in names]
     for i, call in enumerate(calls):
         for later in calls[i + 1 :]:
             if later.start_ns < call.start_ns:
                 actual = "\n".join(
-                    f"  {c.receiver_name}{_lines_text([lines.get(id(c))])}"
+                    f"  {c.receiver_name}{lines_text([lines.get(id(c))])}"
                     for c in sorted(calls, key=lambda c: c.start_ns)
                 )
-                raise _failure(
+                raise failure(
                     trace,
                     f"Expected {call.receiver_name} to run before {later.receiver_name}, "
-                    f"but it first ran{_at(lines, call)}, after {later.receiver_name}"
-                    f"{_at(lines, later)}.",
+                    f"but it first ran{at(lines, call)}, after {later.receiver_name}"
+                    f"{at(lines, later)}.",
                     [],
                     [f"Expected order:\n{expected}", f"Order of first calls:\n{actual}"],
                 )
     return calls
-
-
-def _short_path(filename: str) -> str:
-    rel = os.path.relpath(filename)
-    return filename if rel.startswith("..") else rel
 
 
 def assert_no_errors(trace: Trace, /) -> Trace:
@@ -328,17 +325,41 @@ def assert_no_errors(trace: Trace, /) -> Trace:
     errors = trace.errors
     if not errors:
         return trace
-    lines = _numbering(trace)
+    lines = numbering(trace)
     details = []
     for call in errors:
         error = call.error
         assert error is not None
-        line = f"  {call.receiver_name}{_lines_text([lines.get(id(call))])} raised {error}"
+        line = f"  {call.receiver_name}{lines_text([lines.get(id(call))])} raised {error}"
         if error.filename is not None:
-            line += f" at {_short_path(error.filename)}:{error.lineno}"
+            line += f" at {short_path(error.filename)}:{error.lineno}"
         if call.swallowed:
             line += f" (swallowed by {call.dispatch.method})"
         details.append(line)
     count = f"{len(errors)} receiver call{'s' if len(errors) != 1 else ''}"
     headline = f"Expected no receiver errors, but {count} raised:\n" + "\n".join(details)
-    raise _failure(trace, headline, [])
+    raise failure(trace, headline, [])
+
+
+def assert_no_skipped(trace: Trace, /) -> Trace:
+    """Fail if any operation in ``trace`` skipped signals that had receivers.
+
+    :raises SignalTraceAssertionError: listing each skipped dispatch and where it happened.
+
+    .. versionadded:: 0.1.0
+    """
+    __tracebackhide__ = True
+    if not trace.skipped:
+        return trace
+    count = len(trace.skipped)
+    lines = [
+        f"expected no skipped signals, but {count} operation{'s' if count != 1 else ''} "
+        "skipped receivers that were connected:"
+    ]
+    lines.extend(f"  {item}" for item in trace.skipped)
+    lines.append(
+        "These operations send no model signals. Where the receivers must run, save() or "
+        "delete() each object, or send the signal yourself; see the how-to "
+        "'Hidden control flow'."
+    )
+    raise SignalTraceAssertionError("\n".join(lines), trace=trace)

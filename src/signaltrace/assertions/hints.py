@@ -8,34 +8,35 @@ building them never hides the assertion that failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from signaltrace import naming
-from signaltrace._record import _REDACTED
-from signaltrace.capture import Trace
-from signaltrace.records import Dispatch, ReceiverCall
+from signaltrace.records import REDACTED, Dispatch, ReceiverCall
 
-from ._lookup import (
-    _READY_ADVICE,
-    _all_signals,
-    _connections,
-    _module_of,
-    _resolve,
-    _sender_candidates,
+from .lookup import (
+    READY_ADVICE,
+    all_signals,
+    connections,
+    module_of,
+    resolve,
+    sender_candidates,
 )
-from ._match import _mismatch, _sender_text, _signal_text
-from ._text import _lines_text
+from .matching import mismatch, sender_text, signal_text
+from .text import lines_text
+
+if TYPE_CHECKING:
+    from signaltrace.traces import Trace
 
 __unittest = True  # unittest leaves this module's frames out of tracebacks
 
-_MAX_NEAR_MISSES: Final = 6
-_MODEL_SIGNALS: Final = frozenset(
+MAX_NEAR_MISSES: Final = 6
+MODEL_SIGNALS: Final = frozenset(
     f"django.db.models.signals.{name}"
     for name in ("pre_save", "post_save", "pre_delete", "post_delete", "m2m_changed")
 )
 
 
-def _near_misses(
+def near_misses(
     subject: str,
     verb: str,
     records: Iterable[Dispatch | ReceiverCall],
@@ -46,20 +47,20 @@ def _near_misses(
     groups: dict[tuple[str, str], list[int | None]] = {}
     for record in records:
         dispatch = record if isinstance(record, Dispatch) else record.dispatch
-        found = _mismatch(dispatch, *filters)
+        found = mismatch(dispatch, *filters)
         if found is not None:
             groups.setdefault(found, []).append(lines.get(id(record)))
     hints = [
-        f"{subject} {verb} {had}{_lines_text(numbers)}; expected {wanted}."
-        for (had, wanted), numbers in list(groups.items())[:_MAX_NEAR_MISSES]
+        f"{subject} {verb} {had}{lines_text(numbers)}; expected {wanted}."
+        for (had, wanted), numbers in list(groups.items())[:MAX_NEAR_MISSES]
     ]
-    if len(groups) > _MAX_NEAR_MISSES:
-        hints.append(f"… and {len(groups) - _MAX_NEAR_MISSES} more near misses.")
+    if len(groups) > MAX_NEAR_MISSES:
+        hints.append(f"… and {len(groups) - MAX_NEAR_MISSES} more near misses.")
     redacted = sorted(
         key
         for key in filters[2]
         if any(
-            (r if isinstance(r, Dispatch) else r.dispatch).kwargs.get(key) == _REDACTED
+            (r if isinstance(r, Dispatch) else r.dispatch).kwargs.get(key) == REDACTED
             for r in records
         )
     )
@@ -72,7 +73,7 @@ def _near_misses(
     return hints
 
 
-def _trace_hints(trace: Trace, signals: list[object]) -> list[str]:
+def trace_hints(trace: Trace, signals: list[object]) -> list[str]:
     """Hints that do not depend on the receiver: ignored signals, dropped events."""
     hints = [
         f"{naming.signal_label(signal)[0]} is in SIGNALTRACE['IGNORE_SIGNALS'], "
@@ -88,7 +89,7 @@ def _trace_hints(trace: Trace, signals: list[object]) -> list[str]:
     return hints
 
 
-def _safe(hints: Callable[[], list[str]]) -> list[str]:
+def safe(hints: Callable[[], list[str]]) -> list[str]:
     """Hints are best effort: a failure while building them never hides the assertion."""
     try:
         return hints()
@@ -96,14 +97,14 @@ def _safe(hints: Callable[[], list[str]]) -> list[str]:
         return []
 
 
-def _senders_text(senders: list[str | None]) -> str:
+def senders_text(senders: list[str | None]) -> str:
     if None in senders:
         return "any sender"
     labels = sorted({s for s in senders if s is not None})
     return "sender=" + labels[0] if len(labels) == 1 else "senders " + ", ".join(labels)
 
 
-def _uncalled_hints(
+def uncalled_hints(
     trace: Trace, receiver: object, name: str, signal: object, sender: object, lines: dict[int, int]
 ) -> list[str]:
     """Why ``receiver`` did not run at all: not connected, other senders, not sent."""
@@ -115,68 +116,68 @@ def _uncalled_hints(
         if similar:
             first = [lines.get(id(trace.find(receiver=similar[0])[0]))]
             return [
-                f"no receiver named {name} ran; did you mean {similar[0]}{_lines_text(first)}? "
+                f"no receiver named {name} ran; did you mean {similar[0]}{lines_text(first)}? "
                 "Give receivers as objects or full dotted paths."
             ]
-        receiver, problem = _resolve(name)
+        receiver, problem = resolve(name)
         if problem is not None or receiver is None:
             return [problem] if problem else []
         name = naming.describe_receiver(receiver)[0]  # the path may be an alias
-    signals = _all_signals()
+    signals = all_signals()
     if signal is not None and not isinstance(signal, str) and signal not in signals:
         signals.append(signal)
-    candidates = _sender_candidates(sender)
-    connected = [(s, senders) for s in signals if (senders := _connections(s, name, candidates))]
+    candidates = sender_candidates(sender)
+    connected = [(s, senders) for s in signals if (senders := connections(s, name, candidates))]
     if signal is None:
         targets = connected
     elif isinstance(signal, str):
         targets = [(s, senders) for s, senders in connected if signal in naming.signal_label(s)]
     else:
         targets = [(s, senders) for s, senders in connected if s is signal]
-    where = f"to {_signal_text(signal)}" if signal is not None else "to any signal"
+    where = f"to {signal_text(signal)}" if signal is not None else "to any signal"
     if not connected:
-        advice = _READY_ADVICE.format(module=_module_of(receiver))
+        advice = READY_ADVICE.format(module=module_of(receiver))
         return [
             f"{name} is not connected {where}: no connect() or @receiver for it has run, "
             f"or it was disconnected, or another receiver took its dispatch_uid. {advice}"
         ]
     if not targets:
         others = "; ".join(
-            f"{naming.signal_label(s)[0]} ({_senders_text(senders)})" for s, senders in connected
+            f"{naming.signal_label(s)[0]} ({senders_text(senders)})" for s, senders in connected
         )
         return [f"{name} is not connected {where}, only to {others}."]
     for target, senders in targets:
         label, path = naming.signal_label(target)
         if target in trace.options.ignored:
-            continue  # _trace_hints explains
-        if sender is not None and None not in senders and _sender_text(sender) not in senders:
+            continue  # trace_hints explains
+        if sender is not None and None not in senders and sender_text(sender) not in senders:
             hints.append(
-                f"{name} is connected to {label} for {_senders_text(senders)} only; "
-                f"expected sender={_sender_text(sender)}."
+                f"{name} is connected to {label} for {senders_text(senders)} only; "
+                f"expected sender={sender_text(sender)}."
             )
             continue
         sent = [d for d in trace.dispatches if d.signal_path == path]
-        wanted: list[str | None] = [_sender_text(sender)] if sender is not None else senders
+        wanted: list[str | None] = [sender_text(sender)] if sender is not None else senders
         relevant = [d for d in sent if None in wanted or d.sender in wanted]
         if not sent:
             tip = (
                 " QuerySet.update(), bulk_create(), bulk_update() and raw SQL send no model signals."
-                if path in _MODEL_SIGNALS
+                if path in MODEL_SIGNALS
                 else ""
             )
-            for_text = "" if None in wanted else f" for {_senders_text(wanted)}"
+            for_text = "" if None in wanted else f" for {senders_text(wanted)}"
             hints.append(f"{label} was not sent{for_text}.{tip}")
         elif not relevant:
             sent_for = ", ".join(sorted({d.sender for d in sent}))
-            where_sent = f"sender={sent_for}{_lines_text(lines.get(id(d)) for d in sent)}"
+            where_sent = f"sender={sent_for}{lines_text(lines.get(id(d)) for d in sent)}"
             if sender is not None:
                 hints.append(
-                    f"{label} was not sent for sender={_sender_text(sender)}; "
+                    f"{label} was not sent for sender={sender_text(sender)}; "
                     f"it was sent for {where_sent}."
                 )
             else:
                 hints.append(
-                    f"{name} is connected to {label} for {_senders_text(senders)} only, "
+                    f"{name} is connected to {label} for {senders_text(senders)} only, "
                     f"but {label} was sent for {where_sent}."
                 )
         else:
@@ -184,13 +185,13 @@ def _uncalled_hints(
             if stopped:
                 hints.append(
                     f"{stopped[0].receiver_name} raised {stopped[0].error}"
-                    f"{_lines_text([lines.get(id(stopped[0]))])}, so "
+                    f"{lines_text([lines.get(id(stopped[0]))])}, so "
                     f"{stopped[0].dispatch.method}() did not call the receivers after it."
                 )
             else:
                 hints.append(
                     f"{name} is connected to {label} now, but was not a receiver when "
-                    f"{label} was sent{_lines_text(lines.get(id(d)) for d in relevant)}; "
+                    f"{label} was sent{lines_text(lines.get(id(d)) for d in relevant)}; "
                     "was it connected later?"
                 )
     return hints

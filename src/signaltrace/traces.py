@@ -1,4 +1,4 @@
-"""``capture()`` and the :class:`Trace` it yields.
+"""The :class:`Trace` that ``capture()`` yields: what one unit of work dispatched.
 
 .. code-block:: python
 
@@ -6,26 +6,24 @@
         User.objects.create(username="ann")
     print(trace)                        # the text tree
     trace.find(receiver=create_user_profile)
+
+The send replacements append raw records to an open trace through
+:meth:`Trace.admit`; reading it (:attr:`~Trace.dispatches`, :meth:`~Trace.render`,
+the ``assert_*`` methods) builds the frozen records of :mod:`signaltrace.records`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import threading
-from contextvars import Token
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter_ns, time_ns
-from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
-from django.utils.module_loading import import_string
-
-from . import naming
-from ._record import resolve_receiver
-from .conf import get_config
-from .context import CURSOR, K_CALL, K_TRACES, Options, add_global, log_failure, remove_global
-from .hook import install, is_installed, watch_captures, watch_empty
+from . import assertions, naming, render
+from ._hotpath import resolve_receiver
+from .context import Options
+from .query import receiver_name, sender_matches, signal_matches
 from .records import (
     C_ASYNC,
     C_ATOMIC,
@@ -51,58 +49,39 @@ from .records import (
     SkippedDispatch,
 )
 
-__all__ = ["Trace", "capture", "current_options", "current_trace"]
-
-SCHEMA: Final = "signaltrace.trace/1"
-
-_options_cache: tuple[object, Options] | None = None
-_COUNT_LOCK: Final = threading.Lock()
+__all__ = ["Trace", "Truncation"]
 
 
-def current_options(max_events: int | None = None) -> Options:
-    """:class:`Options` from the current settings (cached per settings dict)."""
-    global _options_cache
-    config = get_config()
-    cached = _options_cache
-    if cached is None or cached[0] is not config:
-        ignored = set()
-        for path in config["IGNORE_SIGNALS"]:
-            try:
-                ignored.add(import_string(path))
-            except ImportError as err:
-                log_failure(f"IGNORE_SIGNALS {path}", err)
-        patterns = [re.escape(p) for p in config["REDACT"] if p]
-        options = Options(
-            ignored=frozenset(ignored),
-            record_empty=config["RECORD_EMPTY"],
-            record_origin=config["RECORD_ORIGIN"],
-            record_db=config["RECORD_DB"],
-            redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
-            max_events=config["MAX_EVENTS"],
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """Where a trace first hit :setting:`MAX_EVENTS`; nothing after it was recorded.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: Events (dispatches, receiver calls, skipped operations) recorded before it.
+    events: int
+    #: Dispatches recorded before it.
+    dispatches: int
+    #: What was dropped first: ``"post_save dispatch"`` or ``"bulk_create skipped"``.
+    what: str
+    #: ``perf_counter_ns()`` when it was dropped.
+    at_ns: int
+
+    def __str__(self) -> str:
+        return (
+            f"MAX_EVENTS reached after {self.events} events ({self.dispatches} dispatches): "
+            f"the {self.what} and everything after it were not recorded"
         )
-        _options_cache = cached = (config, options)
-    if max_events is not None:
-        return dataclasses.replace(cached[1], max_events=max_events)
-    return cached[1]
 
 
-def _signal_matches(dispatch: Dispatch, signal: object) -> bool:
-    if isinstance(signal, str):
-        return signal in (dispatch.signal_name, dispatch.signal_path)
-    return dispatch.signal_path == naming.signal_label(signal)[1]
-
-
-def _sender_matches(dispatch: Dispatch, sender: object) -> bool:
-    if isinstance(sender, str):
-        return dispatch.sender == sender
-    return dispatch.sender == naming.sender_label(sender)
-
-
-def receiver_name(receiver: object) -> str:
-    """The dotted name a trace records for ``receiver`` (or the string itself)."""
-    if isinstance(receiver, str):
-        return receiver
-    return naming.describe_receiver(receiver)[0]
+def _dropped_what(item: Any) -> str:
+    if isinstance(item, SkippedDispatch):
+        return f"{item.operation} skipped"
+    ref = item[D_SIGNAL]
+    signal = ref() if not isinstance(ref, tuple) else None
+    name = naming.signal_label(signal)[0] if signal is not None else "signal"
+    return f"{name} dispatch"
 
 
 class Trace:
@@ -122,6 +101,9 @@ class Trace:
         self.events = 0
         #: Events not recorded because :setting:`MAX_EVENTS` was reached.
         self.dropped = 0
+        #: Where the trace first dropped an event (see :attr:`truncated`).
+        self.truncated_at: Truncation | None = None
+        self._truncated_raw: Any = None
         self.closed = False
         self._started_epoch_ns = time_ns()
         self.start_ns = perf_counter_ns()
@@ -129,11 +111,12 @@ class Trace:
         #: Free-form facts set by whoever opened the trace (the middleware
         #: puts method, path and status here).
         self.meta: dict[str, Any] = {}
-        self._raw: list[list[Any]] = []
+        self.raw: list[list[Any]] = []
         #: Operations that skipped signals with connected receivers (bulk
         #: operations, ``QuerySet.update``), in the order they happened.
         self.skipped: list[SkippedDispatch] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # admit() and close()
+        self._build_lock = threading.Lock()  # _build(), off the hot path
         #: (raw count, finished count, dispatches, roots, calls, built after close?)
         self._built: (
             tuple[int, int, list[Dispatch], list[Dispatch], list[ReceiverCall], bool] | None
@@ -141,17 +124,52 @@ class Trace:
 
     # -- lifecycle ------------------------------------------------------------
 
+    @property
+    def truncated(self) -> bool:
+        """Whether :setting:`MAX_EVENTS` cut this trace short (sticky).
+
+        Once one event is dropped, no later one is recorded, so what the trace
+        holds is everything up to :attr:`truncated_at` and nothing after.
+        """
+        return self.truncated_at is not None or self._truncated_raw is not None
+
+    def admit(self, item: Any, cost: int, skipped: bool = False) -> bool:
+        """Record a raw dispatch (or a skipped operation) if there is room.
+
+        Called by the send replacements. Appending and :meth:`close` take the
+        same lock, so nothing lands in a closed trace; a closed trace never
+        changes again.
+        """
+        with self._lock:
+            if self.closed:
+                return False
+            if self._truncated_raw is not None or self.events + cost > self.max_events:
+                self.dropped += cost
+                if self._truncated_raw is None:
+                    self._truncated_raw = (self.events, len(self.raw), item, perf_counter_ns())
+                return False
+            self.events += cost
+            if skipped:
+                self.skipped.append(item)
+            else:
+                self.raw.append(item)
+            return True
+
     def close(self) -> None:
         """Stop recording; resolve signal names while the signals are alive."""
-        if self.closed:
-            return
-        self.closed = True
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
         self.end_ns = perf_counter_ns()
         self._resolve_signals()
+        if self._truncated_raw is not None:
+            events, dispatches, item, at_ns = self._truncated_raw
+            self.truncated_at = Truncation(events, dispatches, _dropped_what(item), at_ns)
 
     def _resolve_signals(self) -> None:
         """Turn weak references into labels while the objects are still alive."""
-        for raw in list(self._raw):
+        for raw in list(self.raw):
             ref = raw[D_SIGNAL]
             if not isinstance(ref, tuple):
                 signal = ref()
@@ -184,11 +202,11 @@ class Trace:
             # Built after close with every dispatch finished: nothing can change.
             return built[2], built[3], built[4]
         was_closed = self.closed  # read before the snapshot: nothing is added after close
-        raws = list(self._raw)
+        raws = list(self.raw)
         ends = sum(1 for raw in raws if raw[D_END])
         if built is not None and built[0] == len(raws) and built[1] == ends:
             return built[2], built[3], built[4]
-        with self._lock:
+        with self._build_lock:
             if not self.closed:
                 self._resolve_signals()
             by_id: dict[int, Dispatch] = {}
@@ -290,8 +308,8 @@ class Trace:
             call
             for call in self.calls
             if (name is None or call.receiver_name == name)
-            and (signal is None or _signal_matches(call.dispatch, signal))
-            and (sender is None or _sender_matches(call.dispatch, sender))
+            and (signal is None or signal_matches(call.dispatch, signal))
+            and (sender is None or sender_matches(call.dispatch, sender))
         ]
 
     def find_dispatches(self, *, signal: object = None, sender: object = None) -> list[Dispatch]:
@@ -299,30 +317,26 @@ class Trace:
         return [
             dispatch
             for dispatch in self.dispatches
-            if (signal is None or _signal_matches(dispatch, signal))
-            and (sender is None or _sender_matches(dispatch, sender))
+            if (signal is None or signal_matches(dispatch, signal))
+            and (sender is None or sender_matches(dispatch, sender))
         ]
 
     # -- output ---------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable tree (schema ``signaltrace.trace/1``)."""
-        from .render import trace_to_dict
-
-        return trace_to_dict(self)
+        return render.trace_to_dict(self)
 
     def render(self, *, numbered: bool = False, color: bool = False) -> str:
         """The text tree shown in the docs, one line per dispatch and call."""
-        from .render import render_trace
-
-        return render_trace(self, numbered=numbered, color=color)
+        return render.render_trace(self, numbered=numbered, color=color)
 
     def __str__(self) -> str:
         return self.render()
 
     def __repr__(self) -> str:
         return (
-            f"<Trace {self.label or ''} dispatches={len(self._raw)} "
+            f"<Trace {self.label or ''} dispatches={len(self.raw)} "
             f"events={self.events} dropped={self.dropped}>"
         )
 
@@ -332,9 +346,7 @@ class Trace:
         self, receiver: object, /, *, signal: object = None, sender: object = None, **match: object
     ) -> list[ReceiverCall]:
         """See :func:`signaltrace.testing.calls_of`."""
-        from .testing import calls_of
-
-        return calls_of(self, receiver, signal=signal, sender=sender, **match)
+        return assertions.calls_of(self, receiver, signal=signal, sender=sender, **match)
 
     def assert_called(
         self,
@@ -348,170 +360,51 @@ class Trace:
     ) -> list[ReceiverCall]:
         """See :func:`signaltrace.testing.assert_called`."""
         __tracebackhide__ = True
-        from .testing import assert_called
-
-        return assert_called(self, receiver, sender=sender, signal=signal, times=times, **match)
+        return assertions.assert_called(
+            self, receiver, sender=sender, signal=signal, times=times, **match
+        )
 
     def assert_called_once(
         self, receiver: object, /, *, sender: object = None, signal: object = None, **match: object
     ) -> ReceiverCall:
         """See :func:`signaltrace.testing.assert_called_once`."""
         __tracebackhide__ = True
-        from .testing import assert_called_once
-
-        return assert_called_once(self, receiver, sender=sender, signal=signal, **match)
+        return assertions.assert_called_once(self, receiver, sender=sender, signal=signal, **match)
 
     def assert_not_called(
         self, receiver: object, /, *, sender: object = None, signal: object = None, **match: object
     ) -> Trace:
         """See :func:`signaltrace.testing.assert_not_called`."""
         __tracebackhide__ = True
-        from .testing import assert_not_called
-
-        return assert_not_called(self, receiver, sender=sender, signal=signal, **match)
+        return assertions.assert_not_called(self, receiver, sender=sender, signal=signal, **match)
 
     def assert_sent(
         self, signal: object, /, *, sender: object = None, times: int | None = None, **match: object
     ) -> list[Dispatch]:
         """See :func:`signaltrace.testing.assert_sent`."""
         __tracebackhide__ = True
-        from .testing import assert_sent
-
-        return assert_sent(self, signal, sender=sender, times=times, **match)
+        return assertions.assert_sent(self, signal, sender=sender, times=times, **match)
 
     def assert_not_sent(
         self, signal: object, /, *, sender: object = None, **match: object
     ) -> Trace:
         """See :func:`signaltrace.testing.assert_not_sent`."""
         __tracebackhide__ = True
-        from .testing import assert_not_sent
-
-        return assert_not_sent(self, signal, sender=sender, **match)
+        return assertions.assert_not_sent(self, signal, sender=sender, **match)
 
     def assert_order(self, *receivers: object) -> list[ReceiverCall]:
         """See :func:`signaltrace.testing.assert_order`."""
         __tracebackhide__ = True
-        from .testing import assert_order
-
-        return assert_order(self, *receivers)
+        return assertions.assert_order(self, *receivers)
 
     def assert_no_errors(self) -> Trace:
         """See :func:`signaltrace.testing.assert_no_errors`."""
         __tracebackhide__ = True
-        from .testing import assert_no_errors
-
-        return assert_no_errors(self)
+        return assertions.assert_no_errors(self)
 
     def assert_no_skipped(self) -> Trace:
-        """See :func:`signaltrace.diagnostics.assert_no_skipped`."""
+        """See :func:`signaltrace.testing.assert_no_skipped`."""
         __tracebackhide__ = True
-        from .diagnostics import assert_no_skipped
-
-        return assert_no_skipped(self)
+        return assertions.assert_no_skipped(self)
 
     # -- end assertions --
-
-
-def current_trace() -> Trace | None:
-    """The innermost open trace recording the current thread or task, or ``None``.
-
-    Inside a request traced by ``SignalTraceMiddleware``
-    this is the request's trace (its viewer id is ``trace.meta["id"]``), unless a
-    ``capture()`` block is open inside it.
-
-    .. versionadded:: 0.1.0
-    """
-    cursor = CURSOR.get()
-    if cursor is not None:
-        for trace in reversed(cursor[K_TRACES]):
-            if not trace.closed:
-                return trace  # type: ignore[no-any-return]
-    return None
-
-
-class capture:
-    """Record every dispatch and receiver call made in this block.
-
-    Works as ``with`` and ``async with``; yields a :class:`Trace`. Captures
-    nest (each sees what happened while it was open). Installs the hook if it
-    is not installed yet.
-
-    :param all_threads: also record dispatches from every other thread and
-        task while open, including those with captures of their own (for a live
-        server in tests, whose requests the middleware traces separately).
-    :param label: a name for the trace (shown by ``render()``).
-    :param max_events: override :setting:`MAX_EVENTS` for this trace.
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(
-        self,
-        *,
-        all_threads: bool = False,
-        label: str | None = None,
-        max_events: int | None = None,
-    ) -> None:
-        if max_events is not None and (type(max_events) is not int or max_events < 1):
-            raise ValueError(f"max_events must be a positive int, got {max_events!r}")
-        self.all_threads = all_threads
-        self.label = label
-        self.max_events = max_events
-        self.trace: Trace | None = None
-        self._token: Token[list[Any] | None] | None = None
-        self._previous: list[Any] | None = None
-
-    def __enter__(self) -> Trace:
-        if self.trace is not None:
-            raise RuntimeError("this capture() is already in use; create a new one")
-        if not is_installed():
-            install()
-        options = current_options(self.max_events)
-        trace = self.trace = Trace(options, label=self.label)
-        outer = CURSOR.get()
-        self._previous = outer
-        if outer is None:
-            cursor = [(trace,), None, options]
-        else:
-            cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
-        self._token = CURSOR.set(cursor)
-        with _COUNT_LOCK:
-            watch_captures(1)
-            if options.record_empty:
-                watch_empty(1)
-        if self.all_threads:
-            add_global(trace)
-        return trace
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        trace = self.trace
-        if trace is None or self._token is None:
-            raise RuntimeError("capture() was not entered")
-        try:
-            CURSOR.reset(self._token)
-        except ValueError:
-            # Exited in another context than it was entered in.
-            CURSOR.set(self._previous)
-        if self.all_threads:
-            remove_global(trace)
-        with _COUNT_LOCK:
-            watch_captures(-1)
-            if trace.options.record_empty:
-                watch_empty(-1)
-        trace.close()
-
-    async def __aenter__(self) -> Trace:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

@@ -7,12 +7,14 @@ the headline is cut after :data:`MAX_TREE_LINES` lines.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from signaltrace.capture import Trace
 from signaltrace.records import Dispatch, ReceiverCall
 
-from ._match import _sender_text, _signal_text, _value_text
+from .matching import sender_text, signal_text, value_text
+
+if TYPE_CHECKING:
+    from signaltrace.traces import Trace
 
 __unittest = True  # unittest leaves this module's frames out of tracebacks
 
@@ -20,18 +22,18 @@ __unittest = True  # unittest leaves this module's frames out of tracebacks
 MAX_TREE_LINES: Final = 400
 
 
-def _filters_text(signal: object, sender: object, match: dict[str, object]) -> str:
-    text = f" for {_signal_text(signal)}" if signal is not None else ""
-    parts = [f"sender={_sender_text(sender)}"] if sender is not None else []
-    parts += [f"{key}={_value_text(value)}" for key, value in match.items()]
+def filters_text(signal: object, sender: object, match: dict[str, object]) -> str:
+    text = f" for {signal_text(signal)}" if signal is not None else ""
+    parts = [f"sender={sender_text(sender)}"] if sender is not None else []
+    parts += [f"{key}={value_text(value)}" for key, value in match.items()]
     return text + (" with " + ", ".join(parts) if parts else "")
 
 
-def _times_text(times: int) -> str:
+def times_text(times: int) -> str:
     return "once" if times == 1 else f"{times} times"
 
 
-def _lines_text(numbers: Iterable[int | None]) -> str:
+def lines_text(numbers: Iterable[int | None]) -> str:
     lines = [str(n) for n in numbers if n is not None]
     if not lines:
         return ""
@@ -42,12 +44,12 @@ def _lines_text(numbers: Iterable[int | None]) -> str:
     return f" (lines {', '.join(lines[:-1])} and {lines[-1]})"
 
 
-def _at(lines: dict[int, int], record: object) -> str:
+def at(lines: dict[int, int], record: object) -> str:
     number = lines.get(id(record))
     return f" at line {number}" if number is not None else ""
 
 
-def _numbering(trace: Trace) -> dict[int, int]:
+def numbering(trace: Trace) -> dict[int, int]:
     """``id(record) -> line number`` as in ``trace.render(numbered=True)``."""
     numbers: dict[int, int] = {}
     stack: list[Dispatch | ReceiverCall] = list(reversed(trace.roots))
@@ -61,7 +63,7 @@ def _numbering(trace: Trace) -> dict[int, int]:
     return numbers
 
 
-def _tree(trace: Trace, *, numbered: bool = True) -> str:
+def tree(trace: Trace, *, numbered: bool = True) -> str:
     """``trace.render()``, cut after :data:`MAX_TREE_LINES` lines."""
     lines = trace.render(numbered=numbered).splitlines()
     if len(lines) > MAX_TREE_LINES + 1:

@@ -1,6 +1,6 @@
 """Record operations that skipped signals with receivers connected.
 
-:func:`report` is called by the patches in :mod:`.bulk` after an operation
+:func:`report` is called by the patches in :mod:`signaltrace._bulk` after an operation
 succeeded. It appends a :class:`~signaltrace.records.SkippedDispatch` to every
 open trace of the current thread or task (counted against
 :setting:`MAX_EVENTS`) and, with :setting:`SKIPPED_WARNING`, emits a
@@ -13,20 +13,16 @@ import sys
 import types
 import warnings
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from signaltrace import naming
-from signaltrace._record import _origin
-from signaltrace.conf import get_config
-from signaltrace.context import active_traces, log_failure
-from signaltrace.records import Origin, SkippedDispatch
+from . import naming
+from ._hotpath import admit, find_origin
+from .conf import get_config
+from .context import TraceTarget, active_traces, log_failure
+from .introspection import receivers_for
+from .records import Origin, SkippedDispatch
 
-from .connections import receivers_for
-
-if TYPE_CHECKING:
-    from signaltrace.capture import Trace
-
-__all__ = ["ASYNC_ORIGIN", "SignalsSkippedWarning", "assert_no_skipped", "report"]
+__all__ = ["ASYNC_ORIGIN", "SignalsSkippedWarning", "report"]
 
 #: The call site of an ``a*`` method (``aupdate()``...), for the sync method
 #: it runs in a worker thread, where the caller's frames are out of reach.
@@ -47,7 +43,7 @@ class SignalsSkippedWarning(UserWarning):
 
 
 def _connected(
-    model: type, signals: tuple[Any, ...], traces: tuple[Trace, ...]
+    model: type, signals: tuple[Any, ...], traces: tuple[TraceTarget, ...]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of the signals with receivers for ``model``, and of those receivers."""
     signal_names: list[str] = []
@@ -65,7 +61,7 @@ def _connected(
 
 def _origin_of(frame: types.FrameType | None) -> tuple[Origin | None, types.FrameType | None]:
     """The call site (first frame outside Django and signaltrace) and its frame."""
-    found = _origin(frame)
+    found = find_origin(frame)
     if found is None:
         return ASYNC_ORIGIN.get(), None
     code, lineno = found
@@ -113,12 +109,7 @@ def report(
                     start_ns=start_ns,
                     rows=rows,
                 )
-                for trace in traces:
-                    if trace.events + 1 > trace.max_events:
-                        trace.dropped += 1
-                        continue
-                    trace.events += 1
-                    trace.skipped.append(item)
+                admit(traces, 1, item, skipped=True)
     except Exception as err:
         log_failure("skipped-signal detection", err)
         return
@@ -144,29 +135,3 @@ def _warn(
         warnings.warn_explicit(message, SignalsSkippedWarning, origin.filename, origin.lineno)
     else:
         warnings.warn(message, SignalsSkippedWarning, stacklevel=4)  # the operation's caller
-
-
-def assert_no_skipped(trace: Trace, /) -> Trace:
-    """Fail if any operation in ``trace`` skipped signals that had receivers.
-
-    :raises AssertionError: listing each skipped dispatch and where it happened.
-
-    .. versionadded:: 0.1.0
-    """
-    __tracebackhide__ = True
-    if not trace.skipped:
-        return trace
-    count = len(trace.skipped)
-    lines = [
-        f"expected no skipped signals, but {count} operation{'s' if count != 1 else ''} "
-        "skipped receivers that were connected:"
-    ]
-    lines.extend(f"  {item}" for item in trace.skipped)
-    lines.append(
-        "These operations send no model signals. Where the receivers must run, save() or "
-        "delete() each object, or send the signal yourself; see the how-to "
-        "'Hidden control flow'."
-    )
-    from signaltrace.testing import SignalTraceAssertionError
-
-    raise SignalTraceAssertionError("\n".join(lines), trace=trace)

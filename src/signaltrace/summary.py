@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from signaltrace.records import ReceiverCall
 
 if TYPE_CHECKING:
-    from signaltrace.capture import Trace
+    from signaltrace.traces import Trace
 
 __all__ = ["Summary", "summarize"]
 

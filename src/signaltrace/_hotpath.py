@@ -1,4 +1,4 @@
-"""Hot-path helpers the hook calls to open a dispatch and describe a call.
+"""Hot-path helpers the send replacements call to open a dispatch and a call.
 
 Everything here is cheap or cached, holds no strong reference to user objects,
 and never lets an exception escape: a failure is logged once and the dispatch
@@ -18,10 +18,19 @@ from typing import Any, Final
 
 from . import context as _ctx
 from . import naming
-from .context import K_OPTIONS, K_TRACES, current_parent, log_failure
-from .records import C_CHILDREN, ErrorInfo
+from .context import K_OPTIONS, K_TRACES, TraceTarget, current_parent, log_failure
+from .records import C_CHILDREN, D_CALLS, D_TRACES, REDACTED, ErrorInfo
 
-__all__ = ["class_info", "describe", "error_info", "open_dispatch", "resolve_receiver"]
+__all__ = [
+    "admit",
+    "class_info",
+    "describe",
+    "error_info",
+    "find_origin",
+    "new_call",
+    "open_dispatch",
+    "resolve_receiver",
+]
 
 _FunctionType: Final = types.FunctionType
 _DESC_CACHE: dict[int, tuple[weakref.ref[Any], naming.ReceiverDesc]] = {}
@@ -170,7 +179,7 @@ def _classify(code: types.CodeType) -> int:
     return kind
 
 
-def _origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
+def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
     cache = _INTERNAL_CODE
     while frame is not None:
         code = frame.f_code
@@ -187,7 +196,6 @@ def _origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
 # -- kwargs -------------------------------------------------------------------
 
 _SCALARS: Final = frozenset({bool, int, float, type(None)})
-_REDACTED: Final = "[redacted]"
 
 
 def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
@@ -201,7 +209,7 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
             if len(redacted) > 1000:  # pragma: no cover - bounded cache
                 redacted.clear()
         if hide:
-            out[key] = _REDACTED
+            out[key] = REDACTED
             continue
         cls = type(value)
         if cls in _SCALARS:
@@ -221,7 +229,7 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
                     options.redact.search(attname)
                 )
             if hide:  # e.g. sessions.Session, whose pk is the session key
-                out[key] = f"{info[1]} pk={_REDACTED}"
+                out[key] = f"{info[1]} pk={REDACTED}"
                 continue
             pk = value.__dict__.get(attname)
             if type(pk) is int or pk is None:
@@ -232,6 +240,32 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
 
 
 # -- dispatch -----------------------------------------------------------------
+
+
+def new_call(receiver: object, is_async: bool, dispatch: list[Any]) -> list[Any]:
+    """A raw receiver call (layout in :mod:`signaltrace.records`), appended.
+
+    The sync loops in :mod:`signaltrace._send` build the same list inline.
+    """
+    key = weakref.ref(receiver) if type(receiver) is _FunctionType else describe(receiver)
+    call = [key, is_async, 0, 0, None, None, dispatch, None, None, None]
+    dispatch[D_CALLS].append(call)
+    return call
+
+
+def admit(
+    traces: tuple[TraceTarget, ...], cost: int, item: object, skipped: bool = False
+) -> tuple[TraceTarget, ...]:
+    """Add ``item`` to every trace with room for ``cost`` events; the traces that took it.
+
+    The one place that counts events against :setting:`MAX_EVENTS`. Each
+    trace decides under its own lock (see :meth:`~signaltrace.Trace.admit`),
+    so nothing lands in a trace after it closed, and once a trace has dropped
+    one event it takes no more: a truncated trace has no gaps.
+    """
+    if len(traces) == 1:
+        return traces if traces[0].admit(item, cost, skipped) else ()
+    return tuple(trace for trace in traces if trace.admit(item, cost, skipped))
 
 
 def open_dispatch(
@@ -249,30 +283,6 @@ def open_dispatch(
     """
     try:
         options = cursor[K_OPTIONS]
-        traces: tuple[Any, ...] = _ctx.with_global(cursor[K_TRACES])
-        cost = 1 + receivers
-        if len(traces) == 1:
-            trace = traces[0]
-            if trace.closed:
-                return None
-            if trace.events + cost > trace.max_events:
-                trace.dropped += cost
-                return None
-            trace.events += cost
-            room = traces
-        else:
-            fitting = []
-            for trace in traces:
-                if trace.closed:
-                    continue
-                if trace.events + cost > trace.max_events:
-                    trace.dropped += cost
-                    continue
-                trace.events += cost
-                fitting.append(trace)
-            if not fitting:
-                return None
-            room = tuple(fitting)
         parent = current_parent(cursor)
         dispatch = [
             weakref.ref(signal),
@@ -281,20 +291,22 @@ def open_dispatch(
             method,
             perf_counter_ns(),
             0,
-            _origin(sys._getframe(2)) if parent is None and options.record_origin else None,
+            find_origin(sys._getframe(2)) if parent is None and options.record_origin else None,
             [],
             parent,
-            room,
+            (),
             receivers,
         ]
+        room = admit(_ctx.with_global(cursor[K_TRACES]), 1 + receivers, dispatch)
+        if not room:
+            return None
+        dispatch[D_TRACES] = room
         if parent is not None:
             children = parent[C_CHILDREN]
             if children is None:
                 parent[C_CHILDREN] = [dispatch]
             else:
                 children.append(dispatch)
-        for trace in room:
-            trace._raw.append(dispatch)
         return dispatch
     except Exception as err:
         log_failure("open_dispatch", err)

@@ -11,12 +11,16 @@ clear dead entries), never take the signal's lock and never call user code.
 
 from __future__ import annotations
 
+import sys
+import types
 import weakref
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from inspect import iscoroutinefunction
 from typing import Any, Final
 
+import blinker
+from blinker.base import ANY_ID
 from django.dispatch import Signal
 from django.dispatch.dispatcher import (  # type: ignore[attr-defined]
     NO_RECEIVERS,
@@ -24,16 +28,26 @@ from django.dispatch.dispatcher import (  # type: ignore[attr-defined]
     _make_id,
 )
 
-from signaltrace import naming
+from . import naming
+from ._compat import entry_sender_ref
 
 __all__ = [
+    "SIGNAL_CLASSES",
     "UNRESOLVED",
     "Connection",
     "connections",
+    "named_blinker_signals",
     "receivers_for",
     "sender_candidates",
     "sender_text",
+    "signal_holders",
 ]
+
+#: The classes whose instances are signals signaltrace knows how to read.
+SIGNAL_CLASSES: Final = (Signal, blinker.Signal)
+
+#: ``(module name, attribute, module file or None)``: where a signal is held.
+Holder = tuple[str, str, str | None]
 
 #: A sender that is known only by its id (Django 5.2 keeps no reference to it).
 UNRESOLVED: Final = object()
@@ -69,9 +83,9 @@ def _django_entries(
             receiver = receiver()
             if receiver is None:
                 continue
-        # Django 6.0+: (key, receiver, sender_ref, is_async); a dead sender_ref
-        # means the entry is about to be cleared.
-        if len(entry) > 3 and entry[2] is not None and entry[2]() is None:
+        # A dead sender reference (Django 6.0+) means the entry is about to be cleared.
+        sender_ref = entry_sender_ref(entry)
+        if sender_ref is not None and sender_ref() is None:
             continue
         yield entry, receiver
 
@@ -98,7 +112,7 @@ def _django_connections(
         any_sender = sender_key == NONE_ID
         sender: object = None
         if not any_sender:
-            sender_ref = entry[2] if len(entry) > 3 else None
+            sender_ref = entry_sender_ref(entry)
             sender = sender_ref() if sender_ref is not None else None
             if sender is None:
                 if candidates is None:
@@ -119,8 +133,6 @@ def _django_connections(
 
 
 def _blinker_connections(signal: Any) -> list[Connection]:
-    from blinker.base import ANY_ID
-
     found = []
     by_receiver = signal._by_receiver
     weak_senders = signal._weak_senders
@@ -166,18 +178,23 @@ def connections(
     return _blinker_connections(signal)
 
 
-def sender_candidates() -> dict[Hashable, object]:
+def sender_candidates(extra: Iterable[object] = ()) -> dict[Hashable, object]:
     """Models and app configs by ``id()``: the senders receivers usually filter on.
+
+    :param extra: more objects to name (a sender an assertion was given).
 
     .. versionadded:: 0.1.0
     """
     from django.apps import apps
 
     found: dict[Hashable, object] = {}
-    for app_config in apps.get_app_configs():
-        found[id(app_config)] = app_config
-    for model in apps.get_models(include_auto_created=True, include_swapped=True):
-        found[id(model)] = model
+    if apps.ready:
+        for app_config in apps.get_app_configs():
+            found[id(app_config)] = app_config
+        for model in apps.get_models(include_auto_created=True, include_swapped=True):
+            found[id(model)] = model
+    for obj in extra:
+        found[id(obj)] = obj
     return found
 
 
@@ -196,3 +213,28 @@ def sender_text(connection: Connection) -> str | None:
     if isinstance(sender, AppConfig):
         return f"<AppConfig {sender.label}>"
     return naming.sender_label(sender)
+
+
+def named_blinker_signals() -> list[Any]:
+    """The signals of blinker's default namespace (``blinker.signal("name")``)."""
+    return list(blinker.default_namespace.values())
+
+
+def signal_holders() -> dict[int, tuple[Any, list[Holder]]]:
+    """Every Django and blinker signal held by a module attribute, by ``id()``.
+
+    Scans ``sys.modules`` (real modules only: a stand-in could run code on
+    attribute access) without calling user code: values are recognised by
+    ``type()``, never ``isinstance()``, which would evaluate a lazy object.
+    """
+    found: dict[int, tuple[Any, list[Holder]]] = {}
+    for modname, module in sorted(dict(sys.modules).items(), key=lambda item: item[0]):
+        if not isinstance(module, types.ModuleType):
+            continue
+        namespace = module.__dict__
+        filename = namespace.get("__file__")
+        for attr, value in list(namespace.items()):
+            if issubclass(type(value), SIGNAL_CLASSES):
+                entry = found.setdefault(id(value), (value, []))
+                entry[1].append((modname, attr, filename if isinstance(filename, str) else None))
+    return found

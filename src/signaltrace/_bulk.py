@@ -22,7 +22,7 @@ With no capture open anywhere, a wrapper costs one call and one global read
 (about 0.3 µs on Python 3.11, next to the tens of µs of the query). With one
 open, the receivers are looked up (without filling the receivers cache) only
 after the operation succeeded and only if it touched rows; see
-:func:`~signaltrace.diagnostics.skipped.report`.
+:func:`~signaltrace._skipped.report`.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any, Final
 
-from django.db.models import Model, QuerySet, signals
+from django.db.models import Model, QuerySet, deletion, signals
 from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
-from signaltrace import hook as _hook
-from signaltrace._record import _origin
-from signaltrace.context import active_traces, log_failure
-from signaltrace.records import Origin
-
-from .skipped import ASYNC_ORIGIN, report
+from . import context as _ctx
+from ._compat import DATABASE_ON_DELETE
+from ._hotpath import find_origin
+from ._skipped import ASYNC_ORIGIN, report
+from .context import active_traces, log_failure
+from .records import Origin
 
 __all__ = ["install", "is_installed", "uninstall"]
 
@@ -104,7 +104,7 @@ def _after_update(
 def _patch_update(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def update(self: QuerySet[Any], **kwargs: Any) -> Any:
-        if not _hook.CAPTURING:
+        if not _ctx.CAPTURING:
             return original(self, **kwargs)
         start = perf_counter_ns()
         rows = original(self, **kwargs)
@@ -118,7 +118,7 @@ def _patch_update(original: Callable[..., Any]) -> Callable[..., Any]:
 def _patch_bulk_create(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def bulk_create(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
-        if not _hook.CAPTURING:
+        if not _ctx.CAPTURING:
             return original(self, *args, **kwargs)
         start = perf_counter_ns()
         created = original(self, *args, **kwargs)
@@ -140,7 +140,7 @@ def _patch_bulk_create(original: Callable[..., Any]) -> Callable[..., Any]:
 def _patch_bulk_update(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def bulk_update(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
-        if not _hook.CAPTURING:
+        if not _ctx.CAPTURING:
             return original(self, *args, **kwargs)
         start = perf_counter_ns()
         rows = original(self, *args, **kwargs)
@@ -161,7 +161,7 @@ def _patch_bulk_update(original: Callable[..., Any]) -> Callable[..., Any]:
 def _patch_raw_delete(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _raw_delete(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
-        if not _hook.CAPTURING:
+        if not _ctx.CAPTURING:
             return original(self, *args, **kwargs)
         start = perf_counter_ns()
         rows = original(self, *args, **kwargs)
@@ -200,12 +200,10 @@ def _fetched_field_updates(collector: Collector) -> list[_Plan]:
 
 def _database_rules(collector: Collector) -> list[_Plan]:
     """Rows a database-level ``on_delete`` (Django 6.1) changes behind Django's back."""
-    from django.db.models import deletion
-
-    db_on_delete = getattr(deletion, "DatabaseOnDelete", None)
+    db_on_delete = DATABASE_ON_DELETE
     if db_on_delete is None:
         return []
-    db_cascade = deletion.DB_CASCADE
+    db_cascade = deletion.DB_CASCADE  # type: ignore[attr-defined]
     queue: list[Any] = [
         *collector.data,
         *(getattr(qs, "model", None) for qs in collector.fast_deletes),
@@ -237,7 +235,7 @@ def _database_rules(collector: Collector) -> list[_Plan]:
 def _patch_collector_delete(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def delete(self: Collector) -> Any:
-        if not _hook.CAPTURING or not active_traces():
+        if not _ctx.CAPTURING or not active_traces():
             return original(self)
         start = perf_counter_ns()
         try:
@@ -260,9 +258,9 @@ def _patch_collector_delete(original: Callable[..., Any]) -> Callable[..., Any]:
 def _patch_async(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _hook.CAPTURING:
+        if not _ctx.CAPTURING:
             return await original(self, *args, **kwargs)
-        found = _origin(sys._getframe(1))
+        found = find_origin(sys._getframe(1))
         origin = Origin(found[0].co_filename, found[1], found[0].co_qualname) if found else None
         token = ASYNC_ORIGIN.set(origin)
         try:

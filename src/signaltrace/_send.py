@@ -1,0 +1,365 @@
+"""Django's send methods with recording inline.
+
+Each function here is Django's method of the same name (5.2 to 6.1: the sync
+ones are identical across versions; the async receivers run through
+:mod:`signaltrace._async`), reproduced line for line, with timing added
+*inline*: receivers are called from the same frame Django calls them from,
+with the same arguments, so stack depth, ``(receiver, response)`` pairs,
+exceptions and logging are exactly Django's. Wrapping receivers (as some
+tracers do) would put the wrapper into the responses and add frames; see
+``explanation/architecture``. :mod:`signaltrace.hook` puts them on
+:class:`~django.dispatch.Signal`.
+
+With nothing capturing anywhere in the process, each method costs one global
+read more than Django's; while some capture is open, one
+:class:`~contextvars.ContextVar` lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+import weakref
+from time import perf_counter_ns
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.dispatch import Signal
+from django.dispatch.dispatcher import NO_RECEIVERS
+
+from . import _db
+from . import context as _ctx
+from ._async import async_runner
+from ._compat import SHAPE
+from ._hotpath import describe, error_info, new_call, open_dispatch
+from .context import CURSOR, K_OPTIONS, wants_empty
+from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
+
+__all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
+
+_FUNCTION = types.FunctionType
+key = weakref.ref
+
+
+def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None or signal in cursor[K_OPTIONS].ignored or not wants_empty(cursor):
+        return
+    dispatch = open_dispatch(signal, sender, named, method, cursor, 0)
+    if dispatch is not None:
+        dispatch[D_END] = dispatch[D_START]
+
+
+# In each function below, the first branch is Django's code verbatim; the
+# second adds recording.
+
+
+def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if _ctx.EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "send")
+        return []
+    responses = []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if (
+        cursor is None
+        or self in cursor[K_OPTIONS].ignored
+        or not (sync_receivers or async_receivers or wants_empty(cursor))
+        or (
+            dispatch := open_dispatch(
+                self, sender, named, "send", cursor, len(sync_receivers) + len(async_receivers)
+            )
+        )
+        is None
+    ):
+        for receiver in sync_receivers:
+            response = receiver(signal=self, sender=sender, **named)
+            responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, False, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
+    calls_append = dispatch[D_CALLS].append
+    db = _db.probe(named) if cursor[K_OPTIONS].record_db and sync_receivers else None
+    token = CURSOR.set(own)
+    try:
+        for receiver in sync_receivers:
+            # _hotpath.new_call() inlined: this loop is the hot path.
+            call = own[1] = [
+                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
+                False,
+                0,
+                0,
+                None,
+                None,
+                dispatch,
+                None,
+                None,
+                None,
+            ]
+            calls_append(call)
+            if db is not None:
+                snapshot = _db.before(db, call)
+            call[C_START] = perf_counter_ns()
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                if db is not None:
+                    _db.after(db, call, snapshot)
+                raise
+            call[C_END] = perf_counter_ns()
+            if db is not None:
+                _db.after(db, call, snapshot)
+            responses.append((receiver, response))
+        own[1] = None
+        if async_receivers:
+            asend = async_runner(
+                self, sender, named, async_receivers, False, dispatch, cursor[K_OPTIONS]
+            )
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return responses
+
+
+def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if _ctx.EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "send_robust")
+        return []
+
+    # Call each receiver with whatever arguments it can accept.
+    # Return a list of tuple pairs [(receiver, response), ... ].
+    responses: list[tuple[Any, Any]] = []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if (
+        cursor is None
+        or self in cursor[K_OPTIONS].ignored
+        or not (sync_receivers or async_receivers or wants_empty(cursor))
+        or (
+            dispatch := open_dispatch(
+                self,
+                sender,
+                named,
+                "send_robust",
+                cursor,
+                len(sync_receivers) + len(async_receivers),
+            )
+        )
+        is None
+    ):
+        for receiver in sync_receivers:
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                responses.append((receiver, err))
+            else:
+                responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, True, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
+    calls_append = dispatch[D_CALLS].append
+    db = _db.probe(named) if cursor[K_OPTIONS].record_db and sync_receivers else None
+    token = CURSOR.set(own)
+    try:
+        for receiver in sync_receivers:
+            # _hotpath.new_call() inlined: this loop is the hot path.
+            call = own[1] = [
+                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
+                False,
+                0,
+                0,
+                None,
+                None,
+                dispatch,
+                None,
+                None,
+                None,
+            ]
+            calls_append(call)
+            if db is not None:
+                snapshot = _db.before(db, call)
+            call[C_START] = perf_counter_ns()
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(err)
+                if db is not None:
+                    _db.after(db, call, snapshot)
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                responses.append((receiver, err))
+            except BaseException as exc:
+                call[C_END] = perf_counter_ns()
+                call[C_ERROR] = error_info(exc)
+                if db is not None:
+                    _db.after(db, call, snapshot)
+                raise
+            else:
+                call[C_END] = perf_counter_ns()
+                if db is not None:
+                    _db.after(db, call, snapshot)
+                responses.append((receiver, response))
+        own[1] = None
+        if async_receivers:
+            asend = async_runner(
+                self, sender, named, async_receivers, True, dispatch, cursor[K_OPTIONS]
+            )
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+    finally:
+        CURSOR.reset(token)
+        dispatch[D_END] = perf_counter_ns()
+    return responses
+
+
+async def _no_sync_receivers() -> list[tuple[Any, Any]]:
+    return []
+
+
+def _sync_part(
+    self: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    receivers: list[Any],
+    robust: bool,
+    dispatch: list[Any] | None,
+    options: Any,
+) -> Any:
+    """The ``sync_send`` that ``asend``/``asend_robust`` run in a thread."""
+    if not receivers:
+        return _no_sync_receivers
+
+    if dispatch is None:
+        if robust:
+
+            @sync_to_async
+            def sync_send_robust() -> list[tuple[Any, Any]]:
+                responses = []
+                for receiver in receivers:
+                    try:
+                        response = receiver(signal=self, sender=sender, **named)
+                    except Exception as err:
+                        self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                        responses.append((receiver, err))
+                    else:
+                        responses.append((receiver, response))
+                return responses
+
+            return sync_send_robust
+
+        @sync_to_async
+        def sync_send() -> list[tuple[Any, Any]]:
+            responses = []
+            for receiver in receivers:
+                response = receiver(signal=self, sender=sender, **named)
+                responses.append((receiver, response))
+            return responses
+
+        return sync_send
+
+    @sync_to_async
+    def sync_send_traced() -> list[tuple[Any, Any]]:
+        responses = []
+        own = [dispatch[D_TRACES], None, options]
+        db = _db.probe(named) if options.record_db else None
+        token = CURSOR.set(own)
+        try:
+            for receiver in receivers:
+                call = own[1] = new_call(receiver, False, dispatch)
+                if db is not None:
+                    snapshot = _db.before(db, call)
+                call[C_START] = perf_counter_ns()
+                try:
+                    response = receiver(signal=self, sender=sender, **named)
+                except Exception as err:
+                    call[C_END] = perf_counter_ns()
+                    call[C_ERROR] = error_info(err)
+                    if db is not None:
+                        _db.after(db, call, snapshot)
+                    if not robust:
+                        raise
+                    self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                    responses.append((receiver, err))
+                except BaseException as exc:
+                    call[C_END] = perf_counter_ns()
+                    call[C_ERROR] = error_info(exc)
+                    if db is not None:
+                        _db.after(db, call, snapshot)
+                    raise
+                else:
+                    call[C_END] = perf_counter_ns()
+                    if db is not None:
+                        _db.after(db, call, snapshot)
+                    responses.append((receiver, response))
+        finally:
+            CURSOR.reset(token)
+        return responses
+
+    return sync_send_traced
+
+
+async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    dispatch = None
+    options = None
+    if (
+        cursor is not None
+        and self not in cursor[K_OPTIONS].ignored
+        and (sync_receivers or async_receivers or wants_empty(cursor))
+    ):
+        options = cursor[K_OPTIONS]
+        dispatch = open_dispatch(
+            self,
+            sender,
+            named,
+            "asend_robust" if robust else "asend",
+            cursor,
+            len(sync_receivers) + len(async_receivers),
+        )
+    sync_send = _sync_part(self, sender, named, sync_receivers, robust, dispatch, options)
+    run_async = async_runner(self, sender, named, async_receivers, robust, dispatch, options)
+    try:
+        if SHAPE == "taskgroup":
+            responses = await sync_send()
+            async_responses = await run_async()
+        else:
+            responses, async_responses = await asyncio.gather(sync_send(), run_async())
+        responses.extend(zip(async_receivers, async_responses, strict=True))
+        return responses
+    finally:
+        if dispatch is not None:
+            dispatch[D_END] = perf_counter_ns()
+
+
+async def asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if _ctx.EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "asend")
+        return []
+    return await _asend(self, sender, named, False)  # type: ignore[no-any-return]
+
+
+async def asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        if _ctx.EMPTY_WATCHERS:
+            _record_empty(self, sender, named, "asend_robust")
+        return []
+    return await _asend(self, sender, named, True)  # type: ignore[no-any-return]
+
+
+REPLACEMENTS = {
+    "send": send,
+    "send_robust": send_robust,
+    "asend": asend,
+    "asend_robust": asend_robust,
+}

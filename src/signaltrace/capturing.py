@@ -1,0 +1,171 @@
+"""``capture()``: record what a block of code dispatched into a :class:`~signaltrace.Trace`.
+
+.. code-block:: python
+
+    with signaltrace.capture() as trace:
+        User.objects.create(username="ann")
+    print(trace)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from contextvars import Token
+from types import TracebackType
+from typing import Any, Final
+
+from django.utils.module_loading import import_string
+
+from .conf import get_config
+from .context import (
+    CURSOR,
+    K_CALL,
+    K_TRACES,
+    Options,
+    add_global,
+    log_failure,
+    remove_global,
+    watch_captures,
+    watch_empty,
+)
+from .hook import install, is_installed
+from .traces import Trace
+
+__all__ = ["capture", "current_options", "current_trace"]
+
+_options_cache: tuple[object, Options] | None = None
+_COUNT_LOCK: Final = threading.Lock()
+
+
+def current_options(max_events: int | None = None) -> Options:
+    """:class:`Options` from the current settings (cached per settings dict)."""
+    global _options_cache
+    config = get_config()
+    cached = _options_cache
+    if cached is None or cached[0] is not config:
+        ignored = set()
+        for path in config["IGNORE_SIGNALS"]:
+            try:
+                ignored.add(import_string(path))
+            except ImportError as err:
+                log_failure(f"IGNORE_SIGNALS {path}", err)
+        patterns = [re.escape(p) for p in config["REDACT"] if p]
+        options = Options(
+            ignored=frozenset(ignored),
+            record_empty=config["RECORD_EMPTY"],
+            record_origin=config["RECORD_ORIGIN"],
+            record_db=config["RECORD_DB"],
+            redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
+            max_events=config["MAX_EVENTS"],
+        )
+        _options_cache = cached = (config, options)
+    if max_events is not None:
+        return dataclasses.replace(cached[1], max_events=max_events)
+    return cached[1]
+
+
+def current_trace() -> Trace | None:
+    """The innermost open trace recording the current thread or task, or ``None``.
+
+    Inside a request traced by ``SignalTraceMiddleware``
+    this is the request's trace (its viewer id is ``trace.meta["id"]``), unless a
+    ``capture()`` block is open inside it.
+
+    .. versionadded:: 0.1.0
+    """
+    cursor = CURSOR.get()
+    if cursor is not None:
+        for trace in reversed(cursor[K_TRACES]):
+            if not trace.closed:
+                return trace  # type: ignore[no-any-return]
+    return None
+
+
+class capture:
+    """Record every dispatch and receiver call made in this block.
+
+    Works as ``with`` and ``async with``; yields a :class:`Trace`. Captures
+    nest (each sees what happened while it was open). Installs the hook if it
+    is not installed yet.
+
+    :param all_threads: also record dispatches from every other thread and
+        task while open, including those with captures of their own (for a live
+        server in tests, whose requests the middleware traces separately).
+    :param label: a name for the trace (shown by ``render()``).
+    :param max_events: override :setting:`MAX_EVENTS` for this trace.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        all_threads: bool = False,
+        label: str | None = None,
+        max_events: int | None = None,
+    ) -> None:
+        if max_events is not None and (type(max_events) is not int or max_events < 1):
+            raise ValueError(f"max_events must be a positive int, got {max_events!r}")
+        self.all_threads = all_threads
+        self.label = label
+        self.max_events = max_events
+        self.trace: Trace | None = None
+        self._token: Token[list[Any] | None] | None = None
+        self._previous: list[Any] | None = None
+
+    def __enter__(self) -> Trace:
+        if self.trace is not None:
+            raise RuntimeError("this capture() is already in use; create a new one")
+        if not is_installed():
+            install()
+        options = current_options(self.max_events)
+        trace = self.trace = Trace(options, label=self.label)
+        outer = CURSOR.get()
+        self._previous = outer
+        if outer is None:
+            cursor = [(trace,), None, options]
+        else:
+            cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
+        self._token = CURSOR.set(cursor)
+        with _COUNT_LOCK:
+            watch_captures(1)
+            if options.record_empty:
+                watch_empty(1)
+        if self.all_threads:
+            add_global(trace)
+        return trace
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        trace = self.trace
+        if trace is None or self._token is None:
+            raise RuntimeError("capture() was not entered")
+        try:
+            CURSOR.reset(self._token)
+        except ValueError:
+            # Exited in another context than it was entered in.
+            CURSOR.set(self._previous)
+        if self.all_threads:
+            remove_global(trace)
+        with _COUNT_LOCK:
+            watch_captures(-1)
+            if trace.options.record_empty:
+                watch_empty(-1)
+        trace.close()
+
+    async def __aenter__(self) -> Trace:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
