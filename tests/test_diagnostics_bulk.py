@@ -17,9 +17,9 @@ from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
 import signaltrace
-from signaltrace import context, hook
 from signaltrace import _bulk as bulk
 from signaltrace import _skipped as skipped
+from signaltrace import context
 from signaltrace.diagnostics import SignalsSkippedWarning, assert_no_skipped
 from signaltrace.testing import SignalTraceAssertionError
 from tests.diagapp.models import (

@@ -18,12 +18,12 @@ from django.core.management import call_command
 from django.db import reset_queries
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from signaltrace.diagnostics import _source
 from signaltrace.checks import (
     check_duplicate_receivers,
     check_senderless_receivers,
     check_unimported_signals,
 )
+from signaltrace.diagnostics import _source
 from signaltrace.introspection import receivers_for
 from tests import unimportedapp
 from tests.diagapp import duplicated

@@ -74,7 +74,6 @@ class TestRecordEmptyFastExit:
         assert trace.dispatches == []
 
     def test_record_empty_capture_counts_balance(self, settings):
-        from signaltrace import hook
 
         counts = [context.EMPTY_WATCHERS]
         settings.SIGNALTRACE = {"RECORD_EMPTY": True}

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any, Final
 
-from django.db.models import Model, QuerySet, deletion, signals
+from django.db.models import Model, QuerySet, signals
 from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
 from . import context as _ctx
-from ._compat import DATABASE_ON_DELETE
+from ._compat import DATABASE_ON_DELETE, DB_CASCADE
 from ._hotpath import find_origin
 from ._skipped import ASYNC_ORIGIN, report
 from .context import active_traces, log_failure
@@ -203,7 +203,7 @@ def _database_rules(collector: Collector) -> list[_Plan]:
     db_on_delete = DATABASE_ON_DELETE
     if db_on_delete is None:
         return []
-    db_cascade = deletion.DB_CASCADE  # type: ignore[attr-defined]
+    db_cascade = DB_CASCADE
     queue: list[Any] = [
         *collector.data,
         *(getattr(qs, "model", None) for qs in collector.fast_deletes),

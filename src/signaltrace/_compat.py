@@ -12,7 +12,7 @@ import django
 from django.db.models import deletion
 from django.dispatch import dispatcher
 
-__all__ = ["DATABASE_ON_DELETE", "SHAPE", "SUPPORTED", "entry_sender_ref"]
+__all__ = ["DATABASE_ON_DELETE", "DB_CASCADE", "SHAPE", "SUPPORTED", "entry_sender_ref"]
 
 #: How async receivers run: ``"taskgroup"`` on Django 6.1+ (``_run_parallel``,
 #: sync receivers first), ``"gather"`` on 5.2 and 6.0 (``asyncio.gather``).
@@ -21,7 +21,9 @@ SHAPE: Final = "taskgroup" if hasattr(dispatcher, "_run_parallel") else "gather"
 SUPPORTED: Final = django.VERSION >= (5, 2)
 #: Django 6.1's base class of database-level ``on_delete`` rules
 #: (``DB_CASCADE``, ``DB_SET_NULL``, ``DB_SET_DEFAULT``), or ``None`` before.
-DATABASE_ON_DELETE: Final[type | None] = getattr(deletion, "DatabaseOnDelete", None)
+DATABASE_ON_DELETE: Final[Any] = getattr(deletion, "DatabaseOnDelete", None)
+#: Django 6.1's ``DB_CASCADE`` rule, or ``None`` before.
+DB_CASCADE: Final[Any] = getattr(deletion, "DB_CASCADE", None)
 
 
 def entry_sender_ref(entry: tuple[Any, ...]) -> Any:

@@ -40,7 +40,8 @@ def short_path(filename: str) -> str:
         return filename
     cwd = os.getcwd()
     best = filename
-    for entry in (cwd, *sys.path):
+    entries: list[object] = [cwd, *sys.path]
+    for entry in entries:
         if not isinstance(entry, str):
             continue
         root = os.path.join(os.path.abspath(entry or cwd), "")

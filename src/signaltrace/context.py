@@ -73,7 +73,7 @@ class TraceTarget(Protocol):
     max_events: int
     options: Options
 
-    def add_dispatch(self, raw: list[Any]) -> bool: ...
+    def admit(self, item: Any, cost: int, skipped: bool = False) -> bool: ...
 
 
 #: Traces opened with ``capture(all_threads=True)``; replaced, never mutated.

@@ -228,7 +228,8 @@ def signal_holders() -> dict[int, tuple[Any, list[Holder]]]:
     ``type()``, never ``isinstance()``, which would evaluate a lazy object.
     """
     found: dict[int, tuple[Any, list[Holder]]] = {}
-    for modname, module in sorted(dict(sys.modules).items(), key=lambda item: item[0]):
+    modules: dict[str, object] = dict(sys.modules)
+    for modname, module in sorted(modules.items(), key=lambda item: item[0]):
         if not isinstance(module, types.ModuleType):
             continue
         namespace = module.__dict__

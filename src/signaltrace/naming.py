@@ -15,6 +15,8 @@ import types
 import weakref
 from typing import Any, Final
 
+from blinker import NamedSignal
+
 __all__ = [
     "ReceiverDesc",
     "describe_receiver",
@@ -296,10 +298,6 @@ def _find_signal_name(signal: object) -> tuple[str, str]:
 
 
 def _blinker_name(signal: object) -> str | None:
-    try:
-        from blinker import NamedSignal
-    except ImportError:  # pragma: no cover - blinker is a dependency
-        return None
     if isinstance(signal, NamedSignal):
         name = signal.__dict__.get("name")
         if isinstance(name, str):

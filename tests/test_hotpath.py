@@ -1,0 +1,150 @@
+"""The hot-path helpers: receiver descriptions, label caches, origin, admission."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import threading
+import weakref
+
+from django.dispatch import Signal
+
+import signaltrace
+from signaltrace import _hotpath, naming
+
+
+def ok(sender, **kwargs):
+    return "ok"
+
+
+class TestRecordCorners:
+    def test_describe_callable_object(self):
+        class Handler:
+            def __call__(self, sender, **kwargs):
+                pass
+
+        handler = Handler()
+        handler(None)
+        assert _hotpath.describe(handler)[0].endswith("Handler.__call__")
+
+    def test_dead_receiver_label(self):
+        """A function receiver that died before the trace was read is labelled so."""
+        sig = Signal()
+
+        def make():
+            def short_lived(sender, **kwargs):
+                pass
+
+            return short_lived
+
+        receiver = make()
+        sig.connect(receiver)
+        cap = signaltrace.capture()
+        trace = cap.__enter__()
+        sig.send(sender=None)
+        raw_call = trace.raw[0][7][0]
+        assert isinstance(raw_call[0], weakref.ref)
+        del receiver
+        gc.collect()
+        cap.__exit__(None, None, None)
+        assert trace.calls[0].receiver_name == "<dead receiver>"
+
+    def test_forget_ignores_replaced_entries(self):
+        """Cache clean-up leaves an entry that already belongs to a new object."""
+
+        class Fresh:
+            pass
+
+        for cache, forget in (
+            (_hotpath._DESC_CACHE, _hotpath._forget),
+            (_hotpath._CLASS_INFO, _hotpath._forget_class),
+            (naming._SIGNAL_NAMES, naming._forget_signal),
+        ):
+            key = -1
+            ref = weakref.ref(Fresh)
+            cache[key] = (ref, "kept")
+            forget(key, weakref.ref(TestRecordCorners))
+            assert cache[key][1] == "kept"
+            forget(key, ref)
+            assert key not in cache
+            forget(key, ref)
+
+    def test_origin_unknown_in_a_bare_thread(self):
+        """A dispatch whose whole stack is Django and the stdlib has no origin."""
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture(all_threads=True) as trace:
+            thread = threading.Thread(target=sig.send, kwargs={"sender": None})
+            thread.start()
+            thread.join()
+        assert trace.dispatches[0].origin is None
+
+    def test_closed_trace_in_a_leaked_context(self):
+        """A context copied while a capture was open records nothing after it closes."""
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as trace:
+            leaked = contextvars.copy_context()
+        assert leaked.run(sig.send, sender=None) == [(ok, "ok")]
+        assert trace.dispatches == []
+
+    def test_several_traces_one_full_one_closed(self):
+        """With nested captures, a full or closed trace is skipped, others record."""
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as outer:
+            with signaltrace.capture(max_events=1) as inner:
+                sig.send(sender=None)
+            leaked = contextvars.copy_context()
+            leaked.run(sig.send, sender=None)
+        assert inner.dispatches == []
+        assert inner.dropped == 2
+        assert len(outer.dispatches) == 2
+        with signaltrace.capture() as lone, signaltrace.capture(max_events=1):
+            leaked = contextvars.copy_context()
+        leaked.run(sig.send, sender=None)
+        assert lone.dispatches == []
+
+    def test_non_int_pk_and_non_str_alias(self):
+        from django.contrib.auth.models import User
+
+        user = User(username="x")
+        user.__dict__["id"] = "str-pk"
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as trace:
+            sig.send(sender=None, instance=user, using=123)
+        assert trace.dispatches[0].kwargs["instance"] == "auth.User pk=str-pk"
+
+
+class TestAdmission:
+    def test_record_empty_when_full(self, settings):
+        settings.SIGNALTRACE = {"RECORD_EMPTY": True, "MAX_EVENTS": 1}
+        sig = Signal()
+        with signaltrace.capture() as trace:
+            sig.send(sender=None)
+            sig.send(sender=None)
+        assert len(trace.dispatches) == 1
+        assert trace.dropped == 1
+
+    def test_leaked_context_while_another_capture_is_open(self):
+        """The closed trace is skipped even while other captures keep the hook busy."""
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as closed_one:
+            leaked = contextvars.copy_context()
+        with signaltrace.capture() as busy:
+            leaked.run(sig.send, sender=None)
+        assert closed_one.dispatches == []
+        assert busy.dispatches == []
+        with signaltrace.capture() as outer, signaltrace.capture():
+            leaked_two = contextvars.copy_context()
+        with signaltrace.capture():
+            leaked_two.run(sig.send, sender=None)
+        assert outer.dispatches == []
+
+    def test_robust_fast_exits_without_watchers(self):
+        sig = Signal()
+        assert sig.send_robust(sender=None) == []
+        assert asyncio.run(sig.asend_robust(sender=None)) == []

@@ -1,0 +1,38 @@
+"""RECORD_DB: query counts per receiver, whatever the receiver or the alias does."""
+
+from __future__ import annotations
+
+import pytest
+from django.dispatch import Signal
+
+import signaltrace
+
+
+def ok(sender, **kwargs):
+    return "ok"
+
+
+class TestRecordDb:
+    def test_non_str_alias_with_record_db(self, settings):
+        settings.SIGNALTRACE = {"RECORD_DB": True}
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as trace:
+            sig.send(sender=None, using=123)
+        assert trace.calls[0].queries == 0
+
+    @pytest.mark.parametrize("method", ["send", "send_robust"])
+    def test_base_exception_with_record_db(self, settings, method):
+        settings.SIGNALTRACE = {"RECORD_DB": True}
+
+        class Stop(BaseException):
+            pass
+
+        def stops(sender, **kwargs):
+            raise Stop
+
+        sig = Signal()
+        sig.connect(stops)
+        with signaltrace.capture() as trace, pytest.raises(Stop):
+            getattr(sig, method)(sender=None)
+        assert trace.calls[0].queries == 0
