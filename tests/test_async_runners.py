@@ -15,7 +15,7 @@ from signaltrace import _compat
 unset_var: contextvars.ContextVar[str] = contextvars.ContextVar("unset_var")
 
 
-class TestAsyncCorners:
+class TestTracedRunners:
     def test_context_var_new_to_the_caller(self):
         """A variable the caller never set is copied back on 6.1, not before, as in Django."""
         sig = Signal()

@@ -12,7 +12,7 @@ import signaltrace
 from signaltrace import context
 
 
-class TestCaptureCorners:
+class TestEnterAndExit:
     def test_close_twice(self):
         with signaltrace.capture() as trace:
             pass

@@ -18,7 +18,7 @@ def ok(sender, **kwargs):
     return "ok"
 
 
-class TestRecordCorners:
+class TestLabelsAndCaches:
     def test_describe_callable_object(self):
         class Handler:
             def __call__(self, sender, **kwargs):

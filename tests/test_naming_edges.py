@@ -13,7 +13,7 @@ def ok(sender, **kwargs):
     return "ok"
 
 
-class TestNamingCorners:
+class TestUnusualValues:
     def test_float_subclass(self):
         class Money(float):
             pass
