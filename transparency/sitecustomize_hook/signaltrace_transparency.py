@@ -131,7 +131,7 @@ def _check_hooked() -> None:
     foreign = [
         name
         for name in ("send", "send_robust", "asend", "asend_robust")
-        if getattr(Signal.__dict__.get(name), "__module__", None) != "signaltrace.hook"
+        if getattr(Signal.__dict__.get(name), "__module__", None) != "signaltrace._send"
     ]
     if foreign:
         raise RuntimeError(f"django.dispatch.Signal methods not hooked by signaltrace: {foreign}")
