@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 
@@ -9,12 +10,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.core.signals import got_request_exception
 from django.dispatch import Signal
 
 import signaltrace
 from signaltrace.diagnostics.discovery import discover_signals
 from signaltrace.management.commands.signaltrace_run import summary
 from tests.diagapp.models import Article
+
+GOT_REQUEST_EXCEPTION = "django.core.signals.got_request_exception"
 
 
 def run(*args):
@@ -56,12 +60,33 @@ class TestReceiversCommand:
         assert "\nNo receivers: " in out
 
     def test_changes_no_signal_state(self):
-        """Listing never fills a receivers cache, clears a dead entry or connects anything."""
-        before = signal_state()
-        for fmt in ("text", "json", "mermaid", "dot"):
-            run("signaltrace_receivers", "--format", fmt)
-        run("signaltrace_receivers", "--sender", "auth.User")
-        assert signal_state() == before
+        """Listing never fills a receivers cache, clears a dead entry or connects anything.
+
+        A dead entry is planted so that "clears" is tested, and the collector is
+        kept from running meanwhile: a weak receiver that an earlier test left in a
+        reference cycle would otherwise die mid-test and flip ``_dead_receivers``.
+        """
+
+        def doomed(sender, **kwargs):  # pragma: no cover - never sent
+            pass
+
+        got_request_exception.connect(doomed, dispatch_uid="test_commands.doomed")
+        del doomed  # a dead weak entry, left for the next send or connect to clear
+        gc.collect()
+        gc.disable()
+        try:
+            before = signal_state()
+            for fmt in ("text", "json", "mermaid", "dot"):
+                run("signaltrace_receivers", "--format", fmt)
+            run("signaltrace_receivers", "--sender", "auth.User")
+            after = signal_state()
+        finally:
+            gc.enable()
+            got_request_exception.disconnect(dispatch_uid="test_commands.doomed")
+        assert got_request_exception._dead_receivers is False  # disconnect() cleared it
+        assert after == before
+        (planted,) = [entry for entry in before if entry[0] == GOT_REQUEST_EXCEPTION]
+        assert planted[3] is True  # the dead entry was there all along
 
     def test_json(self):
         out, _err = run("signaltrace_receivers", "--format", "json", "--signal", "post_save")

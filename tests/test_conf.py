@@ -77,7 +77,7 @@ def check_ids():
 def errors_for(value):
     """config_errors() of the SIGNALTRACE dict ``value``, read through the settings."""
     with override_settings(SIGNALTRACE=value):
-        return conf.config_errors(conf._user_settings())
+        return conf.config_errors(conf.user_settings())
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ class TestLabelsAndCaches:
             key = -1
             ref = weakref.ref(Fresh)
             cache[key] = (ref, "kept")
-            forget(key, weakref.ref(TestRecordCorners))
+            forget(key, weakref.ref(TestLabelsAndCaches))
             assert cache[key][1] == "kept"
             forget(key, ref)
             assert key not in cache

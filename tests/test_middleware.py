@@ -15,10 +15,9 @@ from django.http import HttpResponse
 from django.test import AsyncClient, RequestFactory
 
 import signaltrace
-from signaltrace import context, hook, middleware, sinks
-from signaltrace.checks import check_settings
+from signaltrace import context, middleware, sinks
+from signaltrace.checks import check_middleware, check_settings
 from signaltrace.context import CURSOR
-from signaltrace.checks import check_middleware
 from signaltrace.middleware import SignalTraceMiddleware, show_trace, shown
 from signaltrace.sinks import memory
 from signaltrace.sinks.console import ConsoleSink, console_enabled
@@ -56,6 +55,7 @@ def _request_tracing(settings, monkeypatch):
     ListSink.received = []
     buffer().clear()
     yield
+    assert sinks.flush()  # the worker's sinks: nothing reaches the next test
     memory._buffer.clear()
 
 
@@ -213,6 +213,7 @@ class TestRequestTrace:
         response = client.get("/signal/m/")
         assert response.status_code == 200
         assert "X-Signaltrace-Id" not in response.headers
+        assert sinks.flush()  # SINKS run on the sink worker
         assert len(ListSink.received) == 1
         assert "internal error in middleware" in caplog.text
 
@@ -541,6 +542,7 @@ class TestConsole:
     def test_on(self, client, settings, capsys):
         settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None, "CONSOLE": True}
         client.get("/signal/m/")
+        assert sinks.flush()  # the console tree is written by the sink worker
         err = capsys.readouterr().err
         assert "GET /signal/m/ 200   2 dispatches, 2 receiver calls" in err
         assert "└─ view_signal  sender=signal_view" in err
@@ -548,6 +550,7 @@ class TestConsole:
     def test_off(self, client, settings, capsys):
         settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None, "CONSOLE": False}
         client.get("/signal/m/")
+        assert sinks.flush()
         assert capsys.readouterr().err == ""
 
     @pytest.mark.parametrize(
@@ -584,6 +587,7 @@ class TestSinks:
     def test_extra_sink(self, client, settings):
         settings.SIGNALTRACE = {"ENABLED": True, "SINKS": ["tests.test_middleware.ListSink"]}
         client.get("/signal/m/")
+        assert sinks.flush()
         (trace,) = ListSink.received
         assert trace is last_trace()
 
@@ -594,6 +598,7 @@ class TestSinks:
             "SINKS": ["tests.test_middleware.list_sink_instance"],
         }
         client.get("/signal/m/")
+        assert sinks.flush()
         assert len(ListSink.received) == 1
 
     def test_failing_sink_is_contained(self, client, settings, caplog):
@@ -605,6 +610,7 @@ class TestSinks:
         }
         response = client.get("/signal/m/")
         assert response.status_code == 200
+        assert sinks.flush()
         assert len(ListSink.received) == 1
         assert "internal error in sink tests.test_middleware.BrokenSink" in caplog.text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import typing
 import uuid
 from unittest import mock
@@ -13,6 +14,7 @@ from django.dispatch import Signal
 
 import signaltrace
 from signaltrace import naming
+from signaltrace._hotpath import error_info
 
 
 class Explodes:
@@ -292,3 +294,76 @@ def test_receivers_used_for_labels_work():
     assert plain(None) == "plain"
     assert decorated(None) == "decorated"
     assert CallableExplodes()(None) == "called"
+
+
+class RaisingModule(type):
+    """A metaclass whose classes' ``__module__`` raises (the containment issue's case)."""
+
+    @property
+    def __module__(cls):
+        raise ZeroDivisionError("no module")
+
+    @property
+    def __name__(cls):
+        raise ZeroDivisionError("no name")
+
+
+class Unlabellable(metaclass=RaisingModule):
+    def __call__(self, sender, **kwargs):
+        return "ok"
+
+
+class UnlabellableError(Exception, metaclass=RaisingModule):
+    pass
+
+
+class TestHostileLabels:
+    """Labels read classes through type's own descriptors; nothing raises."""
+
+    def test_receiver_whose_class_module_raises(self):
+        name, filename, line = naming.describe_receiver(Unlabellable())
+        assert name == "tests.test_naming.Unlabellable.__call__"
+        assert (filename, line) == (__file__, Unlabellable.__call__.__code__.co_firstlineno)
+        assert naming.type_label(Unlabellable) == "tests.test_naming.Unlabellable"
+        assert naming.sender_label(Unlabellable()) == "<tests.test_naming.Unlabellable instance>"
+
+    def test_send_robust_returns_what_django_returns(self):
+        """The issue: send_robust() raised ZeroDivisionError; Django returns the response."""
+        sig = Signal()
+        receiver = Unlabellable()
+        sig.connect(receiver, weak=False)
+        with signaltrace.capture() as trace:
+            assert sig.send_robust(sender=None) == [(receiver, "ok")]
+            assert sig.send(sender=None) == [(receiver, "ok")]
+        assert [c.receiver_name for c in trace.calls] == [
+            "tests.test_naming.Unlabellable.__call__"
+        ] * 2
+
+    def test_error_info_of_an_unlabellable_exception(self):
+        try:
+            raise UnlabellableError(10**5000, "text")
+        except UnlabellableError as exc:
+            info = error_info(exc)
+        assert info.type == "tests.test_naming.UnlabellableError"
+        assert info.message == "<int, 5001 digits>, text"
+        assert info.filename == __file__
+
+    def test_builtin_method_of_an_odd_object(self):
+        class Mapping(dict, metaclass=RaisingModule):
+            pass
+
+        name = naming.describe_receiver(Mapping().update)[0]
+        assert name.startswith("builtins.")
+        assert name.endswith(".Mapping.update")
+        assert naming.describe_receiver([].append)[0] == "builtins.list.append"
+        assert naming.describe_receiver(len)[0] == "builtins.len"
+
+    def test_signal_names_survive_odd_modules(self, monkeypatch):
+        class NotAModule:
+            @property
+            def __dict__(self):  # pragma: no cover - must not be read
+                raise AssertionError("read a non-module's __dict__")
+
+        local = Signal()
+        monkeypatch.setitem(sys.modules, "tests.not_a_module", NotAModule())
+        assert naming.signal_label(local)[0] == f"Signal@{id(local):#x}"

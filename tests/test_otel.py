@@ -60,6 +60,7 @@ def instrumented(settings):
 
 
 def spans():
+    assert sinks.flush()  # the OTel sink runs on the sink worker
     return list(EXPORTER.get_finished_spans())
 
 
@@ -399,6 +400,7 @@ class TestSetting:
         settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None, "OTEL": True}
         assert client.get("/signal/m/").status_code == 200
         assert client.get("/signal/m/").status_code == 200
+        assert sinks.flush()
         assert caplog.text.count("internal error in sink otel") == 1
 
 

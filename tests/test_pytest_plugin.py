@@ -230,6 +230,96 @@ class TestEndToEnd:
         subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
 
+# -- the receiver checks at session start (end to end) ------------------------------
+
+CHECKS_SETTINGS = """
+from tests.settings import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.unimportedapp"]  # noqa: F405
+MIDDLEWARE = []
+"""
+
+# The test imports the forgotten module itself, so its receiver runs in the test:
+# the test passes while production (where nothing imports it) is broken.
+CHECKS_TESTS = """
+from django.dispatch import Signal
+
+from tests.unimportedapp import signals
+
+
+def test_passes_only_because_it_imports_the_module():
+    assert signals.count_tally
+"""
+
+W001_LINES = [
+    "*= warnings summary =*",
+    "*SignalTraceCheckWarning: signaltrace.W001: tests.unimportedapp.signals defines "
+    "@receiver functions (count_tally) but was never imported, so they are not connected "
+    "and never run.",
+    "  HINT: Import it in tests.unimportedapp.apps.UnimportedAppConfig.ready(): "
+    "`from . import signals  # noqa: F401`.",
+]
+
+
+@pytest.fixture
+def unimported(e2e):
+    """A pytester dir whose settings install tests.unimportedapp (W001 twice)."""
+    e2e.makepyfile(checks_settings=CHECKS_SETTINGS, test_checks=CHECKS_TESTS)
+    return e2e
+
+
+def run_checks(pytester, *args):
+    return pytester.runpytest_subprocess(
+        "--ds=checks_settings", "-p", "no:randomly", "-p", "no:cacheprovider", *args
+    )
+
+
+class TestSessionChecks:
+    def test_warns_before_the_test_imports_the_module(self, unimported):
+        """W001 shows in the warnings summary though the test module imports signals.py."""
+        result = run_checks(unimported)
+        result.assert_outcomes(passed=1, warnings=2)
+        result.stdout.fnmatch_lines(W001_LINES)
+        result.stdout.fnmatch_lines(
+            ["*SignalTraceCheckWarning: signaltrace.W001: tests.unimportedapp.receivers.audit *"]
+        )
+
+    def test_ini_option_off(self, unimported):
+        unimported.makeini("[pytest]\nsignaltrace_checks = false\n")
+        result = run_checks(unimported)
+        result.assert_outcomes(passed=1)
+        assert "SignalTraceCheckWarning" not in result.stdout.str()
+
+    def test_filtered_like_any_warning(self, unimported):
+        unimported.makeini(
+            "[pytest]\nfilterwarnings =\n"
+            "    ignore::signaltrace.pytest_plugin.SignalTraceCheckWarning\n"
+        )
+        result = run_checks(unimported)
+        result.assert_outcomes(passed=1)
+        assert "SignalTraceCheckWarning" not in result.stdout.str()
+
+    def test_as_an_error(self, unimported):
+        """Under -W error (or filterwarnings = error), a clean usage error, no traceback."""
+        result = run_checks(unimported, "-W", "error")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                "ERROR: signaltrace.W001: tests.unimportedapp.signals defines *",
+                "HINT: *",
+                "(This SignalTraceCheckWarning is an error under your warning filters: fix it, "
+                "filter it, or set the signaltrace_checks ini option to false.)",
+            ]
+        )
+        assert "Traceback" not in result.stderr.str()
+
+    def test_a_clean_project_is_quiet(self, e2e):
+        """The test app's own settings have nothing to report (run_e2e uses -W error)."""
+        e2e.makepyfile(test_quiet="def test_it():\n    pass\n")
+        result = run_e2e(e2e)
+        result.assert_outcomes(passed=1)
+
+
 # -- in process, for coverage of the hooks --------------------------------------------
 
 INPROCESS_TESTS = """
@@ -412,3 +502,63 @@ class TestInProcess:
         result = inprocess("-rs")
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines(["SKIPPED *signal_trace needs Django settings*"])
+
+
+class TestSessionChecksInProcess:
+    """The session-start checks in this process (Django is set up; pytest-django is off)."""
+
+    @pytest.fixture
+    def with_unimported_app(self, settings, pytester):
+        settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "tests.unimportedapp"]
+        pytester.makepyfile(test_quiet="def test_it():\n    pass\n")
+
+    def test_warns(self, with_unimported_app, inprocess):
+        result = inprocess()
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(W001_LINES)
+
+    def test_as_an_error(self, with_unimported_app, inprocess):
+        result = inprocess("-W", "error::signaltrace.pytest_plugin.SignalTraceCheckWarning")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["ERROR: signaltrace.W001: tests.unimportedapp.signals *"])
+
+    def test_ini_option_off(self, with_unimported_app, pytester, inprocess):
+        pytester.makeini("[pytest]\nsignaltrace_checks = false\n")
+        result = inprocess()
+        result.assert_outcomes(passed=1)
+        assert "SignalTraceCheckWarning" not in result.stdout.str()
+
+    def test_xdist_workers_leave_it_to_the_controller(
+        self, with_unimported_app, pytester, inprocess
+    ):
+        pytester.makeconftest("def pytest_configure(config):\n    config.workerinput = {}\n")
+        result = inprocess()
+        result.assert_outcomes(passed=1)
+        assert "SignalTraceCheckWarning" not in result.stdout.str()
+
+    def test_without_django_set_up(self, with_unimported_app, inprocess, monkeypatch):
+        """Before django.setup() (no pytest-django, say), there is nothing to check."""
+        from django.apps import apps
+
+        monkeypatch.setattr(apps, "ready", False)
+        result = inprocess()
+        result.assert_outcomes(passed=1)
+        assert "SignalTraceCheckWarning" not in result.stdout.str()
+
+    def test_a_failing_check_is_a_warning(self, pytester, inprocess, monkeypatch):
+        """A bug in the checks never stops the session: it is reported as the warning."""
+        from signaltrace import checks
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("checks broke")
+
+        monkeypatch.setattr(checks, "check_unimported_signals", boom)
+        pytester.makepyfile(test_quiet="def test_it():\n    pass\n")
+        result = inprocess()
+        result.assert_outcomes(passed=1, warnings=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*SignalTraceCheckWarning: signaltrace could not run its receiver checks "
+                "(W001, W002): RuntimeError: checks broke"
+            ]
+        )

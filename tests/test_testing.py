@@ -357,11 +357,19 @@ class TestNotConnectedHints:
         assert err.hints == ["tests.testapp.signals has no attribute zzz."]
 
     def test_short_name(self, user_trace):
-        """A bare function name points at the full dotted path that ran."""
-        err = failure(user_trace.assert_called, "create_user_profile", created=False)
+        """A short name stands for the one dotted name it ends; messages use the dotted name."""
+        (call,) = user_trace.assert_called("create_user_profile", created=False)
+        assert call.receiver_name == CREATE
+        err = failure(user_trace.assert_called, "signals.create_user_profile", created=None)
+        assert str(err).splitlines()[0] == (
+            f"Expected {CREATE} to be called with created=None, but none of its 2 calls matched."
+        )
+
+    def test_receiver_name_typo(self, user_trace):
+        """A misspelt short name gets the closest receiver that ran."""
+        err = failure(user_trace.assert_called, "create_user_profle")
         assert err.hints == [
-            "no receiver named create_user_profile ran; did you mean "
-            f"{CREATE} (line 2)? Give receivers as objects or full dotted paths."
+            f"no receiver named create_user_profle ran; did you mean {CREATE} (line 2)?"
         ]
 
     def test_bare_names_give_no_hint(self, user_trace):
@@ -482,9 +490,32 @@ class TestSenderAndSendHints:
             "Captured signal trace:\n"
             f"{tree(trace)}\n"
             "\n"
-            "Hint: post_save was not sent for sender=auth.User. QuerySet.update(), "
-            "bulk_create(), bulk_update() and raw SQL send no model signals."
+            "Hint: post_save was not sent for sender=auth.User: bulk_create on auth.User and "
+            "update on auth.User skipped it; those operations send no model signals."
         )
+
+    def test_no_bulk_hint_without_a_bulk_operation(self, db, no_origin):
+        """Nothing was deleted and no bulk operation ran: the hint says just that."""
+        with signaltrace.capture() as trace:
+            User.objects.create(username="ann")
+        err = failure(trace.assert_called, backup_user_data)
+        assert err.hints == ["pre_delete was not sent for sender=auth.User."]
+        err = failure(trace.assert_sent, pre_delete)
+        assert err.hints == [
+            "signaltrace records a dispatch only when it has receivers; set "
+            "SIGNALTRACE['RECORD_EMPTY'] = True to record pre_delete sent to no receivers too.",
+        ]
+
+    def test_bulk_hint_for_that_model_and_signal_only(self, db, no_origin):
+        """An update() on another model, or one that skipped other signals, is not the reason."""
+        with signaltrace.capture() as trace:
+            User.objects.create(username="ann")
+            User.objects.update(first_name="Ann")
+        assert trace.skipped
+        err = failure(trace.assert_called, backup_user_data)
+        assert err.hints == ["pre_delete was not sent for sender=auth.User."]
+        err = failure(trace.assert_sent, post_save, sender=Tag)
+        assert not any("no model signals" in hint for hint in err.hints)
 
     def test_plain_signal_not_sent(self, no_origin, connected):
         """A receiver for any sender of a signal that was not sent."""
@@ -577,9 +608,10 @@ class TestSenderAndSendHints:
                     local_signal.send(sender=None)
         finally:
             local_signal.disconnect(on_local)
-        err = failure(trace.assert_called, on_local, times=3)
+        err = failure(trace.assert_called, on_local, sender="x")
         assert err.hints == [
-            "4 events were dropped (MAX_EVENTS=2 reached); what you expect may be among them."
+            "tests.test_testing.on_local ran for sender=None (line 2); expected sender=x.",
+            "4 events were dropped (MAX_EVENTS=2 reached); what you expect may be among them.",
         ]
 
     def test_blinker_receivers(self, no_origin):
@@ -620,6 +652,38 @@ class TestSenderAndSendHints:
         err = failure(user_trace.assert_called, lonely)
         assert err.hints == []
         assert str(err).startswith("Expected tests.test_testing.lonely to be called")
+
+
+class TestDidYouMean:
+    def test_keyword_typo(self, user_trace):
+        """A keyword no call recorded, close to one they did, gets a suggestion."""
+        err = failure(user_trace.assert_called, create_user_profile, crated=True)
+        assert err.hints == [
+            f"{CREATE} ran without crated (lines 2 and 5); expected crated=True.",
+            f"crated was never recorded for {CREATE}; did you mean created?",
+        ]
+        err = failure(user_trace.assert_sent, post_save, crated=True)
+        assert err.hints == [
+            "post_save was sent without crated (lines 1 and 4); expected crated=True.",
+            "crated was never recorded for post_save; did you mean created?",
+        ]
+
+    def test_signal_typo(self, user_trace):
+        """A signal name that names nothing, close to one that exists, gets a suggestion."""
+        err = failure(user_trace.assert_called, create_user_profile, signal="post_sav")
+        assert (
+            err.hints[-1]
+            == "no dispatch or known signal is named post_sav; did you mean post_save?"
+        )
+        err = failure(user_trace.assert_sent, "post_sav")
+        assert err.hints == [
+            "no dispatch or known signal is named post_sav; did you mean post_save?"
+        ]
+        err = failure(user_trace.assert_sent, "django.db.models.signals.pre_delet")
+        assert err.hints == [
+            "no dispatch or known signal is named django.db.models.signals.pre_delet; "
+            "did you mean django.db.models.signals.pre_delete?"
+        ]
 
 
 class TestNearMissLimits:
@@ -769,14 +833,23 @@ class TestAssertSent:
 
     @pytest.mark.parametrize("signal", [post_delete, "post_delete"])
     def test_model_signal_not_sent(self, user_trace, signal):
-        """A model signal that was not sent: RECORD_EMPTY and bulk operations."""
+        """A model signal that was not sent, with no bulk operation in the trace: RECORD_EMPTY."""
         err = failure(user_trace.assert_sent, signal)
         assert str(err).splitlines()[0] == "Expected post_delete to be sent, but it was not sent."
         assert err.hints == [
             "signaltrace records a dispatch only when it has receivers; set "
             "SIGNALTRACE['RECORD_EMPTY'] = True to record post_delete sent to no receivers too.",
-            "QuerySet.update(), bulk_create(), bulk_update() and raw SQL send no model signals.",
         ]
+
+    def test_model_signal_skipped(self, db, no_origin):
+        """A bulk operation in the trace that skipped the signal is named."""
+        with signaltrace.capture() as trace:
+            User.objects.bulk_create([User(username="ann")])
+        err = failure(trace.assert_sent, post_save, sender=User)
+        assert err.hints[-1] == (
+            "post_save was not sent for sender=auth.User: bulk_create on auth.User skipped it; "
+            "that operation sends no model signals."
+        )
 
     def test_with_record_empty(self, db, settings):
         """With RECORD_EMPTY, the advice is left out; ignored signals are explained."""

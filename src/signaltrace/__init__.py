@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._stats import stats
     from .capturing import capture, current_trace
     from .hook import install, is_installed, uninstall
     from .records import Dispatch, ErrorInfo, Origin, ReceiverCall, SkippedDispatch
@@ -36,6 +37,7 @@ __all__ = [
     "current_trace",
     "install",
     "is_installed",
+    "stats",
     "uninstall",
 ]
 
@@ -54,6 +56,7 @@ _LAZY = {
     "Origin": "records",
     "ReceiverCall": "records",
     "SkippedDispatch": "records",
+    "stats": "_stats",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 import sys
 import types
@@ -33,22 +34,47 @@ __all__ = [
 ]
 
 _FunctionType: Final = types.FunctionType
-_DESC_CACHE: dict[int, tuple[weakref.ref[Any], naming.ReceiverDesc]] = {}
+_DESC_CACHE: dict[int, tuple[weakref.ref[Any], tuple[str, str | None, int | None, Any]]] = {}
 
 
-def describe(receiver: object) -> naming.ReceiverDesc:
-    """:func:`naming.describe_receiver`, cached per live function object."""
+def describe(receiver: object) -> tuple[str, str | None, int | None, Any]:
+    """:func:`naming.describe_receiver` and an identity token, cached per live function.
+
+    ``(label, filename, line, identity)``. The identity token is what an
+    assertion given a receiver object compares it with
+    (:func:`signaltrace.query.is_receiver`); it holds weak references only:
+
+    - a function: ``weakref.ref(function)``, the very ref the send loops
+      record (CPython hands out one shared callback-less ref per object);
+    - a bound method: ``("method", token of __func__, token of __self__)``,
+      since each attribute lookup makes a new bound method object;
+    - anything else: ``weakref.ref(receiver)``; for an object that cannot be
+      weakly referenced (only ``weak=False`` can connect one, and then the
+      signal keeps it alive while connected),
+      ``("id", id(receiver), weakref.ref(type(receiver)))``, which identifies
+      it only while it lives.
+    """
     if type(receiver) is _FunctionType:
         key = id(receiver)
         entry = _DESC_CACHE.get(key)
         if entry is not None and entry[0]() is receiver:
             return entry[1]
-        desc = naming.describe_receiver(receiver)
+        desc = (*naming.describe_receiver(receiver), weakref.ref(receiver))
         _DESC_CACHE[key] = (weakref.ref(receiver, functools.partial(_forget, key)), desc)
         return desc
     if type(receiver) is types.MethodType:
-        return describe(receiver.__func__)
-    return naming.describe_receiver(receiver)
+        func = describe(receiver.__func__)
+        owner = receiver.__self__
+        try:
+            owner_token: Any = weakref.ref(owner)
+        except TypeError:
+            owner_token = ("id", id(owner), weakref.ref(type(owner)))
+        return (func[0], func[1], func[2], ("method", func[3], owner_token))
+    try:
+        token: Any = weakref.ref(receiver)
+    except TypeError:
+        token = ("id", id(receiver), weakref.ref(type(receiver)))
+    return (*naming.describe_receiver(receiver), token)
 
 
 def _forget(key: int, ref: weakref.ref[Any]) -> None:
@@ -57,21 +83,19 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
         del _DESC_CACHE[key]
 
 
-_DEAD: Final[naming.ReceiverDesc] = ("<dead receiver>", None, None)
-
-
-def resolve_receiver(key: Any) -> naming.ReceiverDesc:
-    """The description behind a call's receiver key.
+def resolve_receiver(key: Any) -> tuple[str, str | None, int | None, Any]:
+    """The description (with its identity token, see :func:`describe`) behind a receiver key.
 
     The hook stores a plain :class:`weakref.ref` for function receivers (CPython
     hands back the same ref object every time, so this costs no allocation and
-    keeps nothing alive) and a ready description for everything else.
+    keeps nothing alive) and a ready description for everything else. A dead
+    function keeps its (dead) ref as identity: it matches nothing any more.
     """
     if type(key) is tuple:
         return key
     receiver = key()
     if receiver is None:
-        return _DEAD
+        return ("<dead receiver>", None, None, key)
     return describe(receiver)
 
 
@@ -87,14 +111,9 @@ def class_info(cls: type) -> tuple[weakref.ref[Any], str, str | None]:
     entry = _CLASS_INFO.get(key)
     if entry is not None and entry[0]() is cls:
         return entry
+    # Neither call runs user code or raises (see naming).
     label = naming.sender_label(cls)
-    attname = None
-    meta = naming.model_meta(cls)
-    if meta is not None:
-        try:
-            attname = meta.pk.attname
-        except Exception:  # pragma: no cover - abstract or broken models
-            attname = None
+    attname = naming.pk_attname(cls)
     entry = (weakref.ref(cls, functools.partial(_forget_class, key)), label, attname)
     _CLASS_INFO[key] = entry
     return entry
@@ -107,29 +126,46 @@ def _forget_class(key: int, ref: weakref.ref[Any]) -> None:
 
 
 def _sender_label(sender: object) -> str:
+    """:func:`naming.sender_label`, cached for classes; never raises, runs no user code.
+
+    (``issubclass(type(x), type)``, not ``isinstance(x, type)``: ``isinstance``
+    consults a ``__class__`` property.)
+    """
     if sender is None:
         return "None"
-    if isinstance(sender, type):
-        return class_info(sender)[1]
     if type(sender) is str:
         return sender if len(sender) <= 200 else naming.sender_label(sender)
+    if issubclass(type(sender), type):
+        return class_info(sender)[1]  # type: ignore[arg-type]
     return naming.sender_label(sender)
 
 
+_exc_traceback: Final = BaseException.__dict__["__traceback__"].__get__
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
-    """Labels for an exception: type, message from ``args``, innermost frame."""
+    """Labels for an exception: type, message from ``args``, innermost frame.
+
+    Called in the send loops' ``except`` clauses, so it must never raise (that
+    would replace the receiver's exception) and runs no user code: the
+    exception's ``__traceback__`` and ``args`` are read through
+    :class:`BaseException`'s own descriptors, not properties of its class.
+    """
     try:
         filename = lineno = None
-        tb = exc.__traceback__
+        tb = _exc_traceback(exc)
         while tb is not None:
             filename, lineno = tb.tb_frame.f_code.co_filename, tb.tb_lineno
             tb = tb.tb_next
         return ErrorInfo(
-            naming.type_label(type(exc)), naming.exception_message(exc), filename, lineno
+            naming.type_label(type(exc)),
+            naming.exception_message(exc),
+            None if filename is None else naming.clip_text(filename, 300),
+            lineno,
         )
-    except Exception as err:  # pragma: no cover - defensive
+    except Exception as err:  # pragma: no cover - the labels above never raise
         log_failure("error_info", err)
-        return ErrorInfo(type(exc).__name__, "")
+        return ErrorInfo(naming.type_label(type(exc)), "")
 
 
 # -- origin -------------------------------------------------------------------
@@ -195,25 +231,47 @@ def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | N
 
 # -- kwargs -------------------------------------------------------------------
 
-_SCALARS: Final = frozenset({bool, int, float, type(None)})
+#: Ints kept exact: at most 64 bits, ``_INT_MIN < i < _INT_MAX`` (see :func:`naming.clamp_int`).
+_INT_MAX: Final = 1 << 64
+_INT_MIN: Final = -_INT_MAX
+#: Kwargs recorded per dispatch; the rest are counted in a ``"…"`` entry.
+_MAX_KWARGS: Final = 64
 
 
 def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
+    """The kwargs a dispatch records: redacted, plain and bounded; never raises.
+
+    No user code runs: values are tested with ``type(x) is ...`` (a ``__class__``
+    property or a metaclass ``__hash__`` is never consulted), ints past 64 bits,
+    long strings and keys are cut (see :func:`naming.kwarg_value`), and anything
+    else is labelled by :func:`naming.kwarg_value`, which never raises.
+    """
+    if len(named) > _MAX_KWARGS:
+        return _many_kwargs(named, options)
     redacted = options.redacted_keys
     classes = _CLASS_INFO
     out: dict[str, Any] = {}
     for key, value in named.items():
+        if type(key) is not str:  # a str subclass: its own __hash__ and __eq__ must not run
+            key = naming.kwarg_key(key)
         hide = redacted.get(key)
         if hide is None:
-            hide = redacted[key] = options.redact is not None and bool(options.redact.search(key))
-            if len(redacted) > 1000:  # pragma: no cover - bounded cache
-                redacted.clear()
+            hide = options.redact is not None and bool(options.redact.search(key))
+            if len(key) > 200:  # recorded cut, and never cached
+                key = naming.kwarg_key(key)
+            else:
+                redacted[key] = hide
+                if len(redacted) > 1000:  # pragma: no cover - bounded cache
+                    redacted.clear()
         if hide:
             out[key] = REDACTED
             continue
         cls = type(value)
-        if cls in _SCALARS:
+        if value is None or cls is bool or cls is float:
             out[key] = value
+            continue
+        if cls is int:
+            out[key] = value if _INT_MIN < value < _INT_MAX else naming.clamp_int(value)
             continue
         if cls is str:
             out[key] = value if len(value) <= 200 else naming.kwarg_value(value)
@@ -231,11 +289,25 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
             if hide:  # e.g. sessions.Session, whose pk is the session key
                 out[key] = f"{info[1]} pk={REDACTED}"
                 continue
-            pk = value.__dict__.get(attname)
-            if type(pk) is int or pk is None:
+            try:
+                pk = value.__dict__.get(attname)
+            except Exception:  # a model overriding __getattribute__: see kwarg_value()
+                pk = False
+            if (type(pk) is int and _INT_MIN < pk < _INT_MAX) or pk is None:
                 out[key] = f"{info[1]} pk={pk}"
                 continue
         out[key] = naming.kwarg_value(value)
+    return out
+
+
+def _many_kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
+    """More than :data:`_MAX_KWARGS` kwargs: the first ones, and how many more."""
+    first = {
+        key if type(key) is str else naming.kwarg_key(key): value
+        for key, value in itertools.islice(named.items(), _MAX_KWARGS)
+    }
+    out = _kwargs(first, options)
+    out["…"] = f"<{len(named) - len(first)} more kwargs>"
     return out
 
 
@@ -297,9 +369,15 @@ def open_dispatch(
             (),
             receivers,
         ]
-        room = admit(_ctx.with_global(cursor[K_TRACES]), 1 + receivers, dispatch)
-        if not room:
-            return None
+        traces = cursor[K_TRACES] if not _ctx.GLOBAL_TRACES else _ctx.with_global(cursor[K_TRACES])
+        if len(traces) == 1:  # admit(), inlined for the common case
+            if not traces[0].admit(dispatch, 1 + receivers):
+                return None
+            room = traces
+        else:
+            room = admit(traces, 1 + receivers, dispatch)
+            if not room:
+                return None
         dispatch[D_TRACES] = room
         if parent is not None:
             children = parent[C_CHILDREN]

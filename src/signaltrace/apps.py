@@ -15,13 +15,13 @@ class SignalTraceConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: the app module is loaded before the app registry is ready.
         from . import checks
-        from .conf import _user_settings, config_errors, get_config
+        from .conf import config_errors, get_config, user_settings
         from .hook import install
 
         checks.register()
         # Bad settings are reported by the system check (signaltrace.E001/E002);
         # install() itself refuses to run with them.
-        if config_errors(_user_settings()):
+        if config_errors(user_settings()):
             return
         if get_config()["ENABLED"]:
             install()

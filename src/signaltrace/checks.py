@@ -45,7 +45,7 @@ from django.db.models.signals import ModelSignal
 from django.utils.module_loading import import_string
 
 from . import naming, sinks
-from .conf import DEFAULTS, _user_settings, config_errors, get_config
+from .conf import DEFAULTS, config_errors, get_config, user_settings
 from .diagnostics._source import receiver_functions
 from .diagnostics.discovery import discover_signals
 from .introspection import Connection, connections, sender_candidates, sender_text
@@ -75,7 +75,7 @@ def register() -> None:
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """One error per bad ``SIGNALTRACE`` key."""
-    user = _user_settings()
+    user = user_settings()
     errors: list[CheckMessage] = []
     for key, message, hint in config_errors(user):
         if not key:
@@ -125,7 +125,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 id="signaltrace.W100",
             )
         )
-    if config_errors(_user_settings()):
+    if config_errors(user_settings()):
         return messages  # reported by check_settings
     config = get_config()
     callback = config["SHOW_CALLBACK"]

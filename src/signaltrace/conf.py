@@ -23,7 +23,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "SETTING_TYPES", "config_errors", "get_config", "validated_config"]
+__all__ = [
+    "DEFAULTS",
+    "SETTING_TYPES",
+    "config_errors",
+    "get_config",
+    "user_settings",
+    "validated_config",
+]
 
 _UNSET: Final = object()
 
@@ -52,6 +59,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "LOG_FIELDS": None,
     "SINKS": (),
     "SAMPLE_RATE": 1.0,
+    "SINK_QUEUE_SIZE": 100,
+    "SINK_TIMEOUT_MS": 1000,
     # Integrations (issue 7).
     "OTEL": False,
     # Diagnostics (skipped signals, system checks).
@@ -104,6 +113,8 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     ),
     "SINKS": ((list, tuple), "a list of dotted paths to sinks"),
     "SAMPLE_RATE": ((int, float), "a number from 0 to 1"),
+    "SINK_QUEUE_SIZE": ((int,), "an int >= 1"),
+    "SINK_TIMEOUT_MS": ((int, float, type(None)), "None or a number > 0 (milliseconds)"),
     "OTEL": ((bool,), 'a bool (True needs the otel extra: pip install "django-signaltrace[otel]")'),
     "DETECT_SKIPPED": ((bool,), "a bool"),
     "SKIPPED_WARNING": ((bool,), "a bool"),
@@ -116,7 +127,11 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
 _cache: tuple[object, bool, dict[str, Any]] | None = None
 
 
-def _user_settings() -> object:
+def user_settings() -> object:
+    """``settings.SIGNALTRACE`` as given, or a sentinel if it is not set.
+
+    Pass it to :func:`config_errors`; the sentinel means "no errors".
+    """
     return getattr(settings, "SIGNALTRACE", _UNSET)
 
 
@@ -309,6 +324,10 @@ def _request_setting_invalid(key: str, value: Any) -> bool:
         return _not_finite(value) or bool(value < 0)
     if key == "SAMPLE_RATE":
         return _not_finite(value) or not 0 <= value <= 1
+    if key == "SINK_QUEUE_SIZE":
+        return bool(value < 1)
+    if key == "SINK_TIMEOUT_MS":
+        return value is not None and (_not_finite(value) or value <= 0)
     if key == "SHOW_CALLBACK":
         return not (isinstance(value, str) or callable(value))
     if key in ("LOG_LEVEL", "LOG_PROBLEM_LEVEL"):
@@ -336,7 +355,7 @@ def _otel_missing() -> bool:
 def get_config() -> dict[str, Any]:
     """The merged settings (defaults, then ``SIGNALTRACE``), without validation."""
     global _cache
-    user = _user_settings()
+    user = user_settings()
     debug = bool(getattr(settings, "DEBUG", False))
     cached = _cache
     if cached is not None and cached[0] is user and cached[1] is debug:
@@ -358,7 +377,7 @@ def validated_config() -> dict[str, Any]:
     The exception lists every error of :func:`config_errors`, one a line, each
     followed by its hint.
     """
-    errors = config_errors(_user_settings())
+    errors = config_errors(user_settings())
     if errors:
         raise ImproperlyConfigured(
             "\n".join(f"{message} {hint}" if hint else message for _key, message, hint in errors)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -166,11 +168,39 @@ def with_global(traces: tuple[Any, ...]) -> tuple[Any, ...]:
     return traces
 
 
+#: How many failures :func:`log_failure` caught in this process: every one, not
+#: only the first of each place (read through :func:`signaltrace.stats`).
+FAILURES = 0
+_failures_lock = threading.Lock()
+
+
+def _failures_after_fork() -> None:
+    """In a forked child: count and log its own failures, under a fresh lock.
+
+    (The parent's lock may have been held by one of its other threads.)
+    """
+    global FAILURES, _failures_lock
+    _failures_lock = threading.Lock()
+    FAILURES = 0
+    _logged.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_failures_after_fork)
+
+
 def log_failure(where: str, exc: BaseException) -> None:
-    """Log an internal failure once per place; the traced code never sees it."""
-    if where in _logged:
-        return
-    _logged.add(where)
+    """Count an internal failure, and log it once per place (per process).
+
+    The traced code never sees it: a sink failing on every request is counted
+    each time (:data:`FAILURES`) and logged the first time.
+    """
+    global FAILURES
+    with _failures_lock:
+        FAILURES += 1
+        if where in _logged:
+            return
+        _logged.add(where)
     logger.warning(
         "signaltrace: internal error in %s; recording continues without it.",
         where,

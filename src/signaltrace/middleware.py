@@ -15,19 +15,31 @@ and an ``X-Signaltrace-Id`` header (aggregates only).
 The capture is entered in a private copy of the context and only the
 recording cursor is set (and reset) around the view, so the request's own
 context is left exactly as it was found: pooled WSGI threads never carry a
-trace into the next request.
+trace into the next request. A streaming response that is garbage collected
+without being closed (a server that drops it) still ends its trace, so open
+captures never pile up (see :meth:`_Run.abandon`).
+
+Settings errors, which the system checks report but servers such as gunicorn
+and uvicorn never run, are logged once by the middleware, naming the key; while
+there are any, requests are not traced. A middleware used without
+``"signaltrace"`` in ``INSTALLED_APPS`` logs a warning once and still traces.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
+import queue
 import random
+import sys
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import FrameType
 from typing import Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.apps import apps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch
@@ -35,17 +47,22 @@ from django.utils.module_loading import import_string
 
 from . import sinks
 from .capturing import capture
-from .conf import get_config
-from .context import CURSOR, log_failure
+from .conf import config_errors, get_config, user_settings
+from .context import CURSOR, log_failure, logger
 from .naming import type_label
 from .summary import summarize
 from .traces import Trace
 
-__all__ = ["PATH", "SignalTraceMiddleware", "new_id", "show_trace", "shown"]
+__all__ = ["PATH", "SignalTraceMiddleware", "new_id", "settings_errors", "show_trace", "shown"]
 
 PATH: Final = "signaltrace.middleware.SignalTraceMiddleware"
 #: The URL namespace of the trace viewer, whose own requests are not recorded.
 VIEWER_APP: Final = "signaltrace"
+#: The app label ``INSTALLED_APPS`` must hold for checks, commands and the panel.
+APP: Final = "signaltrace"
+#: This package's directory: frames from files under it are signaltrace's own.
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_FINALIZE_FILE: Final = weakref.finalize.__call__.__code__.co_filename
 
 
 def show_trace(request: HttpRequest) -> bool:
@@ -103,6 +120,7 @@ class _Run:
         "_capture",
         "_context",
         "_done",
+        "_finalizer",
         "_lock",
         "_snapshot",
         "config",
@@ -129,6 +147,7 @@ class _Run:
         self._lock: threading.Lock | None = None  # only streams can close from elsewhere
         self._done = False
         self._snapshot: contextvars.Context | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def _enter(self) -> tuple[Trace, list[Any] | None]:
         trace = self._capture.__enter__()
@@ -174,6 +193,10 @@ class _Run:
                 if self._done:
                     return
                 self._done = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        # The private context the capture was entered in: its token resets there,
+        # whichever thread this is, and the request's own context is not touched.
         self._context.run(self._capture.__exit__, None, None, None)
         if not emit:
             return
@@ -189,11 +212,28 @@ class _Run:
         except Exception as err:
             log_failure("middleware stream", err)
 
+    def abandon(self) -> None:
+        """Close the trace of a response that was dropped without being closed.
+
+        Only the capture is closed (the trace, the open-capture counters); the
+        trace is not sent to the sinks, as this runs wherever the garbage
+        collector does. Idempotent, like :meth:`close_stream`; never raises.
+        """
+        try:
+            self._close(emit=False)
+        except Exception as err:
+            log_failure("middleware abandoned stream", err)
+
     def _stream(self, response: Any) -> None:
         # Sinks run later, in this context (structlog's contextvars included).
         self._snapshot = contextvars.copy_context()
         self._lock = threading.Lock()
         response._resource_closers.append(self.close_stream)
+        # A server that never closes the response must not leave the capture
+        # open for good. The finalizer holds this run, never the response.
+        finalizer = weakref.finalize(response, _collected, self)
+        finalizer.atexit = False
+        self._finalizer = finalizer
         if getattr(response, "file_to_stream", None) is not None:
             # Left alone so wsgi.file_wrapper/sendfile still applies; reading a
             # file sends no signals, and close() ends the trace.
@@ -271,6 +311,40 @@ class _AsyncTraced:
         return chunk
 
 
+#: Runs of collected responses, left for the next request to close (see
+#: :func:`_collected`). ``SimpleQueue.put`` may be called from a finalizer.
+_abandoned: Final[queue.SimpleQueue[_Run]] = queue.SimpleQueue()
+
+
+def _collected(run: _Run) -> None:
+    """The finalizer of a streaming response: close its run's capture.
+
+    The garbage collector runs wherever this thread happens to be, and closing
+    takes locks (the open-capture count's, the trace's, the run's) that are not
+    reentrant. signaltrace holds them only around its own code, never while it
+    calls out to other code, so the interrupted frame tells: if it is
+    signaltrace's, the run is left to the next request through the middleware
+    to close; otherwise it is closed here and now, in this thread.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _FINALIZE_FILE:
+        frame = frame.f_back  # weakref.finalize's own frames
+    if frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        _abandoned.put(run)
+        return
+    run.abandon()
+
+
+def _close_abandoned() -> None:
+    """Close the runs :func:`_collected` could not close where it ran."""
+    while True:
+        try:
+            run = _abandoned.get_nowait()
+        except queue.Empty:
+            return
+        run.abandon()
+
+
 def new_id() -> str:
     """A new trace id: 32 random hex digits (unique across processes, unguessable).
 
@@ -279,7 +353,69 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+_errors_cache: tuple[object, tuple[str, ...]] | None = None
+
+
+def settings_errors() -> tuple[str, ...]:
+    """The errors of the ``SIGNALTRACE`` setting, each logged once; empty if none.
+
+    Each is a message of :func:`~signaltrace.conf.config_errors` (with its
+    hint), which names the key. Worked out and logged once per ``SIGNALTRACE``
+    value (a new dict, as from ``override_settings``, is checked again), so a
+    request pays one identity test. While there are errors the middleware does
+    not trace: the system checks that would report them do not run under
+    servers such as gunicorn or uvicorn, so this log line is where they show
+    (and the viewer's banner).
+    """
+    global _errors_cache
+    user = user_settings()
+    cached = _errors_cache
+    if cached is not None and cached[0] is user:
+        return cached[1]
+    try:
+        errors = tuple(
+            f"{message} {hint}" if hint else message for _key, message, hint in config_errors(user)
+        )
+    except Exception as err:
+        log_failure("settings validation", err)
+        errors = ()
+    _errors_cache = (user, errors)
+    for error in errors:
+        logger.error(
+            "signaltrace: settings error, requests are not traced until it is fixed: %s",
+            error,
+        )
+    return errors
+
+
+_apps_checked: object = None
+
+
+def _check_installed() -> None:
+    """Warn once (per ``INSTALLED_APPS`` value) if the app is not installed."""
+    global _apps_checked
+    installed = getattr(settings, "INSTALLED_APPS", None)
+    if installed is _apps_checked or not apps.apps_ready:
+        return
+    _apps_checked = installed
+    if not apps.is_installed(APP):
+        logger.warning(
+            'signaltrace: %s is in MIDDLEWARE but "%s" is not in INSTALLED_APPS. Requests '
+            "are still traced, but signaltrace's system checks (its settings checks "
+            "included) do not run, its management commands (signaltrace_receivers, "
+            "signaltrace_run) do not exist and the debug-toolbar panel cannot find its "
+            'template. Add "%s" to INSTALLED_APPS.',
+            PATH,
+            APP,
+            APP,
+        )
+
+
 def _start(request: HttpRequest) -> _Run | None:
+    if not _abandoned.empty():
+        _close_abandoned()
+    if settings_errors():
+        return None
     config = get_config()
     if not config["ENABLED"]:
         return None
@@ -310,6 +446,10 @@ class SignalTraceMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+        # Start-up (Django builds the middleware chain once per handler): report
+        # what servers without system checks would otherwise keep quiet.
+        _check_installed()
+        settings_errors()
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

@@ -1,17 +1,27 @@
 """Labels for signals, senders, receivers, instances and kwargs.
 
-Every function here builds a label **without calling user code**: no ``str()``
-or ``repr()`` of user objects, no ``getattr`` on instances whose class may
-define ``__getattr__``. Only ``__module__``, ``__qualname__``, code objects,
-``_meta`` and ``pk`` are read, and always through the *type* where an instance
-could intercept attribute access.
+Every function here builds a label **without calling user code** and **never
+raises**: no ``str()``, ``repr()``, ``==``, ``hash()`` or ``bool()`` of user
+objects, no ``isinstance()`` (it consults a ``__class__`` property), no
+attribute access through a user class or metaclass. A class's name, module, MRO
+and namespace are read through :class:`type`'s own descriptors (below), so a
+metaclass defining ``__module__`` or ``__getattribute__`` is never consulted;
+instances are read through ``object.__getattribute__``; strings and numbers are
+copied through the base type's methods. Whatever still fails becomes a
+placeholder such as ``<module.Type>`` or ``?``.
+
+Every label is bounded: strings are cut at 200 characters (names at 300), ints
+past 64 bits become ``<int, N digits>``, collections past 20 items ``<type of N>``,
+exception messages are built from at most 20 arguments.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import types
+import uuid
 import weakref
 from typing import Any, Final
 
@@ -19,11 +29,15 @@ from blinker import NamedSignal
 
 __all__ = [
     "ReceiverDesc",
+    "clamp_int",
+    "clip_text",
     "describe_receiver",
     "exception_message",
     "instance_label",
+    "kwarg_key",
     "kwarg_value",
     "model_meta",
+    "pk_attname",
     "sender_label",
     "signal_label",
     "type_label",
@@ -34,204 +48,395 @@ ReceiverDesc = tuple[str, "str | None", "int | None"]
 
 _FunctionType: Final = types.FunctionType
 _MAX_STR: Final = 200
+#: Dotted names, file names: longer than values, still bounded.
+_MAX_NAME: Final = 300
 _MAX_ITEMS: Final = 20
+#: Ints up to this many bits are kept exact (every 64-bit id fits).
+_INT_BITS: Final = 64
+#: Up to this many bits, an int's digit count is exact; past it, estimated.
+_EXACT_DIGITS_BITS: Final = 20_000
+_INT_LIMIT: Final = 1 << _INT_BITS
+_LOG10_2: Final = math.log10(2)
+
+# type's own descriptors: reading a class through them runs no metaclass code
+# (a metaclass property named __module__ or a metaclass __getattribute__ is
+# never consulted, unlike ``cls.__module__`` or even ``type.__getattribute__``).
+_type_module: Final = type.__dict__["__module__"].__get__
+_type_qualname: Final = type.__dict__["__qualname__"].__get__
+_type_name: Final = type.__dict__["__name__"].__get__
+_type_mro: Final = type.__dict__["__mro__"].__get__
+_type_namespace: Final = type.__dict__["__dict__"].__get__
+_exc_args: Final = BaseException.__dict__["args"].__get__
+_partial_func: Final = functools.partial.__dict__["func"].__get__
+_object_dict: Final = object.__getattribute__
+
+
+def clip_text(value: Any, limit: int = _MAX_STR) -> str | None:
+    """A plain ``str`` copy of a string cut at ``limit`` (``…`` last); ``None`` if not one.
+
+    A ``str`` subclass is copied with ``str``'s own methods, never its overrides.
+    """
+    if type(value) is str:
+        text = value
+    elif issubclass(type(value), str):
+        text = str.__getitem__(value, slice(0, limit + 1))
+    else:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _name_part(value: object) -> str:
+    if value is None:
+        return "None"
+    text = clip_text(value, _MAX_NAME)
+    return "?" if text is None else text
 
 
 def type_label(cls: type) -> str:
-    """``module.QualName`` of a class, read from the class's own ``__dict__``."""
-    module = type.__getattribute__(cls, "__module__")
-    qualname = type.__getattribute__(cls, "__qualname__")
-    if module == "builtins":
-        return str(qualname)
-    return f"{module}.{qualname}"
+    """``module.QualName`` of a class (just ``QualName`` for builtins); never raises."""
+    try:
+        qualname = _name_part(_type_qualname(cls))
+        try:
+            module: str | None = _name_part(_type_module(cls))
+        except AttributeError:  # a class whose namespace lost its __module__
+            module = None
+    except Exception:
+        return "?"
+    if module is None or module == "builtins":
+        return qualname
+    return _truncate(f"{module}.{qualname}", _MAX_NAME)
 
 
 def model_meta(obj: object) -> Any:
-    """The ``_meta`` of a model class or instance, or ``None``; no user code."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    for klass in cls.__mro__:
-        meta = klass.__dict__.get("_meta")
-        if meta is not None:
-            return meta
+    """The ``_meta`` found in the namespace of a class (or an instance's class), or ``None``."""
+    cls = obj if issubclass(type(obj), type) else type(obj)
+    try:
+        for klass in _type_mro(cls):
+            meta = _type_namespace(klass).get("_meta")
+            if meta is not None:
+                return meta
+    except Exception:  # a class still being created has no MRO yet
+        return None
+    return None
+
+
+@functools.cache
+def _django_types() -> tuple[type, type]:
+    # Imported on first use: importing signaltrace must not import Django's ORM.
+    from django.db.models.options import Options
+    from django.db.models.query import QuerySet
+
+    return Options, QuerySet
+
+
+def _model_options(cls: type) -> Any:
+    """The ``_meta`` of a model class if it is Django's ``Options``, else ``None``."""
+    meta = model_meta(cls)
+    if meta is not None and issubclass(type(meta), _django_types()[0]):
+        return meta
     return None
 
 
 def _is_model_class(cls: type) -> bool:
-    meta = model_meta(cls)
-    return meta is not None and hasattr(meta, "app_label") and hasattr(meta, "object_name")
+    return _model_options(cls) is not None
+
+
+def _model_label(meta: Any) -> str:
+    return f"{_name_part(meta.app_label)}.{_name_part(meta.object_name)}"
+
+
+def pk_attname(cls: type) -> str | None:
+    """The attribute holding a model's primary key (``"id"``); ``None`` for other classes."""
+    try:
+        meta = _model_options(cls)
+        if meta is None:
+            return None
+        attname = meta.pk.attname
+    except Exception:  # abstract or broken models
+        return None
+    return attname if type(attname) is str else None
+
+
+def clamp_int(value: int) -> int | str:
+    """An int as itself up to 64 bits, else ``"<int, N digits>"``; never ``str()``.
+
+    ``str()`` of an int is quadratic and refuses past 4,300 digits; the digit count
+    comes from :meth:`int.bit_length` (exact up to 20,000 bits, estimated past it).
+    """
+    bits = int.bit_length(value)
+    if bits <= _INT_BITS:
+        return int.__int__(value)
+    low = int((bits - 1) * _LOG10_2) + 1  # 2**(bits-1) <= |value| < 2**bits
+    high = int(bits * _LOG10_2) + 1
+    digits = low
+    if high != low:
+        if bits <= _EXACT_DIGITS_BITS:
+            if abs(int.__int__(value)) >= 10**low:
+                digits = high
+        else:
+            shift = bits - 64
+            top = abs(int.__rshift__(value, shift))
+            if math.log10(top) + shift * _LOG10_2 >= low:
+                digits = high
+    sign = "negative " if int.__lt__(value, 0) else ""
+    return f"<{sign}int, {digits} digits>"
+
+
+def _placeholder(value: object) -> str:
+    """``<module.Type>``: what a value that could not be labelled becomes."""
+    return f"<{type_label(type(value))}>"
 
 
 def sender_label(sender: object) -> str:
-    """Label a signal sender: ``app_label.Model`` for models, dotted for classes."""
+    """Label a signal sender: ``app_label.Model`` for models, dotted for classes; never raises."""
+    try:
+        return _sender_label(sender)
+    except Exception:
+        return _placeholder(sender)
+
+
+def _sender_label(sender: object) -> str:
     if sender is None:
         return "None"
-    if isinstance(sender, type):
-        if _is_model_class(sender):
-            meta = model_meta(sender)
-            return f"{meta.app_label}.{meta.object_name}"
-        return type_label(sender)
-    if isinstance(sender, str):
-        return _truncate(sender)
-    if isinstance(sender, (int, float, bool)):
-        return str(sender)
+    cls = type(sender)
+    if issubclass(cls, type):
+        meta = _model_options(sender)  # type: ignore[arg-type]
+        return type_label(sender) if meta is None else _model_label(meta)  # type: ignore[arg-type]
+    ok, scalar = _scalar(sender)
+    if ok:
+        return scalar if type(scalar) is str else repr(scalar)
     # An instance: label its model (with pk) or its type, never the object.
-    if _is_model_class(type(sender)):
+    if _is_model_class(cls):
         return instance_label(sender)
-    return f"<{type_label(type(sender))} instance>"
+    return f"<{type_label(cls)} instance>"
 
 
-def _pk_label(instance: object) -> str:
-    meta = model_meta(instance)
+def _pk_label(instance: object, meta: Any) -> str:
     try:
         attname = meta.pk.attname
-        pk = object.__getattribute__(instance, "__dict__").get(attname)
-    except Exception:  # pragma: no cover - exotic models without a dict
+        pk = _object_dict(instance, "__dict__").get(attname)
+    except Exception:  # exotic models without a dict, abstract models
         return "?"
     if pk is None:
         return "None"
-    if isinstance(pk, (int, str)):
-        return str(pk) if not isinstance(pk, str) else _truncate(pk)
-    import uuid
-
-    if isinstance(pk, uuid.UUID):
+    ok, scalar = _scalar(pk)
+    if ok:
+        return scalar if type(scalar) is str else repr(scalar)
+    if type(pk) is uuid.UUID:
         return str(pk)
     return f"<{type_label(type(pk))}>"
 
 
 def instance_label(instance: object) -> str:
-    """``app_label.Model pk=N`` for a model instance, read from its ``__dict__``."""
-    meta = model_meta(instance)
-    return f"{meta.app_label}.{meta.object_name} pk={_pk_label(instance)}"
+    """``app_label.Model pk=N`` for a model instance, read from its ``__dict__``; never raises."""
+    try:
+        meta = _model_options(type(instance))
+        if meta is None:
+            return _placeholder(instance)
+        return f"{_model_label(meta)} pk={_pk_label(instance, meta)}"
+    except Exception:
+        return _placeholder(instance)
 
 
-def _truncate(value: str) -> str:
-    if len(value) <= _MAX_STR:
+def _truncate(value: str, limit: int = _MAX_STR) -> str:
+    if len(value) <= limit:
         return value
-    return value[: _MAX_STR - 1] + "…"
+    return value[: limit - 1] + "…"
 
 
-def _scalar(value: object) -> tuple[bool, object]:
+def _scalar(value: Any) -> tuple[bool, object]:
+    """``(True, plain value)`` for None, bools, numbers and strings; ``(False, None)`` else.
+
+    Plain means of the exact builtin type, bounded: subclasses (enums,
+    ``IntegerChoices``, anything with a user ``__str__``) are copied through the
+    base type's methods, ints past 64 bits become a label (:func:`clamp_int`),
+    strings are cut at 200 characters.
+    """
     cls = type(value)
-    if value is None or cls is bool or cls is int or cls is float:
+    if value is None or cls is bool or cls is float:
         return True, value
-    # Subclasses (enums, IntegerChoices) could carry a user __str__: keep the
-    # plain value only.
-    if isinstance(value, int):
-        return True, int.__int__(value)
-    if isinstance(value, float):
+    if cls is int:
+        return True, value if -_INT_LIMIT < value < _INT_LIMIT else clamp_int(value)
+    if cls is str:
+        return True, _truncate(value)
+    if issubclass(cls, int):  # bool cannot be subclassed
+        return True, clamp_int(value)
+    if issubclass(cls, float):
         return True, float.__float__(value)
-    if isinstance(value, str):
-        return True, _truncate(str.__str__(value))
+    if issubclass(cls, str):
+        return True, clip_text(value)
     return False, None
 
 
-def kwarg_value(value: object) -> object:
-    """A JSON-friendly, reference-free stand-in for a signal kwarg value.
+def kwarg_key(key: object) -> str:
+    """A kwarg name as a plain ``str`` cut at 200 characters (a ``str`` subclass is copied)."""
+    text = clip_text(key)
+    return _placeholder(key) if text is None else text
 
-    Scalars are kept (strings truncated), model instances become
-    ``app_label.Model pk=N``, classes their label, small collections of scalars
-    a sorted list, everything else ``<module.Type>``.
+
+def kwarg_value(value: object) -> object:
+    """A JSON-friendly, reference-free, bounded stand-in for a signal kwarg value.
+
+    Scalars are kept (strings cut at 200 characters, ints past 64 bits as
+    ``<int, N digits>``), model instances become ``app_label.Model pk=N``, classes
+    their label, lists, tuples and sets of at most 20 scalars a list (sets
+    sorted), everything else ``<module.Type>`` (``<module.Type of N>`` for
+    collections). Nested collections are not expanded. Never raises.
     """
+    try:
+        return _kwarg_value(value)
+    except Exception:
+        return _placeholder(value)
+
+
+#: The collections expanded into a list, and their base types for subclasses.
+_COLLECTIONS: Final = (list, tuple, set, frozenset)
+
+
+def _kwarg_value(value: Any) -> object:
     ok, scalar = _scalar(value)
     if ok:
         return scalar
-    if isinstance(value, type):
-        return sender_label(value)
     cls = type(value)
+    if issubclass(cls, type):
+        return sender_label(value)
     if _is_model_class(cls):
         return instance_label(value)
-    if isinstance(value, (set, frozenset, list, tuple)):
-        items = []
-        if len(value) <= _MAX_ITEMS:
+    if cls is list or cls is tuple or cls is set or cls is frozenset:
+        size = len(value)
+        if size <= _MAX_ITEMS:
+            items = []
             for item in value:
                 ok, scalar = _scalar(item)
                 if not ok:
                     break
                 items.append(scalar)
             else:
-                if isinstance(value, (set, frozenset)):
-                    items.sort(key=lambda x: (type(x).__name__, x))
+                if cls is set or cls is frozenset:
+                    items.sort(key=_sort_key)
                 return items
-        return f"<{type_label(cls)} of {len(value)}>"
+        return f"<{type_label(cls)} of {size}>"
+    for base in _COLLECTIONS:
+        if issubclass(cls, base):  # a subclass: its own __len__ and __iter__ never run
+            return f"<{type_label(cls)} of {base.__len__(value)}>"
     model = _queryset_model(value)
     if model is not None:
         return f"<QuerySet {sender_label(model)}>"
     return f"<{type_label(cls)}>"
 
 
-def _queryset_model(value: object) -> type | None:
-    from django.db.models.query import QuerySet
+def _sort_key(item: object) -> tuple[str, Any]:
+    # Items are plain scalars here (and at most one None, sets being sets).
+    return (type(item).__name__, item)
 
-    if isinstance(value, QuerySet):
-        model = object.__getattribute__(value, "__dict__").get("model")
-        return model if isinstance(model, type) else None
+
+def _queryset_model(value: object) -> type | None:
+    if issubclass(type(value), _django_types()[1]):
+        model = _object_dict(value, "__dict__").get("model")
+        return model if issubclass(type(model), type) else None
     return None
 
 
 def exception_message(exc: BaseException) -> str:
-    """The message of an exception, built from its ``args`` without ``str(exc)``."""
-    args = exc.args
-    if not args:
-        return ""
-    parts: list[str] = []
-    for arg in args:
-        ok, scalar = _scalar(arg)
-        if ok:
-            parts.append(scalar if isinstance(scalar, str) else repr(scalar))
-        else:
-            parts.append(f"<{type_label(type(arg))}>")
-    return _truncate(parts[0] if len(parts) == 1 else ", ".join(parts))
+    """The message of an exception, from its ``args`` without ``str(exc)``; never raises.
+
+    One string argument as it is, other scalars as their ``repr()``, other objects
+    as ``<module.Type>``; at most 20 arguments (then ``…``), cut at 200 characters.
+    An ``args`` property of the exception's class is not consulted.
+    """
+    try:
+        args = _exc_args(exc)
+        parts: list[str] = []
+        size = 0
+        for arg in args[:_MAX_ITEMS]:
+            ok, scalar = _scalar(arg)
+            if not ok:
+                part = f"<{type_label(type(arg))}>"
+            elif type(scalar) is str:
+                part = scalar
+            else:
+                part = repr(scalar)  # None, a bool, a float or an int of at most 64 bits
+            parts.append(part)
+            size += len(part) + 2
+            if size > _MAX_STR:
+                break
+        text = ", ".join(parts)
+        if len(parts) < len(args):
+            text += ", …"
+        return _truncate(text)
+    except Exception:
+        return "<unreadable message>"
 
 
-def _code_location(code: types.CodeType | None) -> tuple[str | None, int | None]:
-    if code is None:
+def _code_location(code: object) -> tuple[str | None, int | None]:
+    """``(filename, first line)`` of a function's code object, else ``(None, None)``."""
+    if type(code) is not types.CodeType:
         return None, None
-    return code.co_filename, code.co_firstlineno
+    return _truncate(code.co_filename, _MAX_NAME), code.co_firstlineno
+
+
+def _function_code(func: object) -> object:
+    return func.__code__ if type(func) is _FunctionType else None
 
 
 def describe_receiver(receiver: object) -> ReceiverDesc:
     """``(dotted name, filename, line)`` for any receiver; never raises."""
     try:
         return _describe(receiver, 0)
-    except Exception:  # pragma: no cover - defensive: labelling must never fail
-        return (f"<{type_label(type(receiver))}>", None, None)
+    except Exception:  # labelling must never fail; type_label() cannot
+        return (_placeholder(receiver), None, None)
 
 
 def _describe(receiver: object, depth: int) -> ReceiverDesc:
     cls = type(receiver)
     if cls is _FunctionType:
-        func: types.FunctionType = receiver  # type: ignore[assignment]
-        func = _unwrap(func)
+        func = _unwrap(receiver)  # type: ignore[arg-type]
         filename, line = _code_location(func.__code__)
-        return (f"{func.__module__}.{func.__qualname__}", filename, line)
+        name = f"{_name_part(func.__module__)}.{_name_part(func.__qualname__)}"
+        return (_truncate(name, _MAX_NAME), filename, line)
+    if depth >= 10:
+        return (_placeholder(receiver), None, None)
     if cls is types.MethodType:
-        method: types.MethodType = receiver  # type: ignore[assignment]
-        return _describe(method.__func__, depth + 1)
-    if cls is types.BuiltinFunctionType or cls is types.BuiltinMethodType:
-        module = getattr(receiver, "__module__", None) or "builtins"
-        return (f"{module}.{receiver.__qualname__}", None, None)  # type: ignore[attr-defined]
-    if isinstance(receiver, functools.partial) and depth < 10:
-        inner, filename, line = _describe(receiver.func, depth + 1)
+        return _describe(receiver.__func__, depth + 1)  # type: ignore[attr-defined]
+    if cls is types.BuiltinFunctionType:  # also BuiltinMethodType: the same type
+        return (_builtin_label(receiver), None, None)
+    if issubclass(cls, functools.partial):
+        inner, filename, line = _describe(_partial_func(receiver), depth + 1)
         return (f"functools.partial({inner})", filename, line)
-    if isinstance(receiver, type):
-        init = receiver.__dict__.get("__init__")
-        filename, line = _code_location(getattr(init, "__code__", None))
-        return (type_label(receiver), filename, line)
+    if issubclass(cls, type):
+        init = _type_namespace(receiver).get("__init__")
+        filename, line = _code_location(_function_code(init))
+        return (type_label(receiver), filename, line)  # type: ignore[arg-type]
     # A callable object (or a mock): label its class's __call__.
     call = None
-    for klass in cls.__mro__:
-        call = klass.__dict__.get("__call__")
+    for klass in _type_mro(cls):
+        call = _type_namespace(klass).get("__call__")
         if call is not None:
             break
-    filename, line = _code_location(getattr(call, "__code__", None))
+    filename, line = _code_location(_function_code(call))
     return (f"{type_label(cls)}.__call__", filename, line)
+
+
+def _builtin_label(receiver: Any) -> str:
+    """``module.Owner.name`` of a builtin function or method, from C-level fields only.
+
+    (A builtin's ``__qualname__`` would read ``__qualname__`` from its owner's
+    class through the metaclass.)
+    """
+    name = _name_part(receiver.__name__)
+    owner = receiver.__self__
+    if owner is not None and not issubclass(type(owner), types.ModuleType):
+        cls = owner if issubclass(type(owner), type) else type(owner)
+        name = f"{_name_part(_type_qualname(cls))}.{name}"
+    module = clip_text(receiver.__module__, _MAX_NAME) or "builtins"
+    return _truncate(f"{module}.{name}", _MAX_NAME)
 
 
 def _unwrap(func: types.FunctionType) -> types.FunctionType:
     """Follow ``functools.wraps`` chains so file:line points at the real code."""
     seen = 0
     while seen < 10:
-        wrapped = func.__dict__.get("__wrapped__")
+        wrapped = _object_dict(func, "__dict__").get("__wrapped__")
         if type(wrapped) is not _FunctionType:
             return func
         func = wrapped
@@ -263,7 +468,10 @@ def signal_label(signal: object) -> tuple[str, str]:
     entry = _SIGNAL_NAMES.get(key)
     if entry is not None and entry[0]() is signal:
         return entry[1]
-    name = _find_signal_name(signal)
+    try:
+        name = _find_signal_name(signal)
+    except Exception:  # labelling never fails
+        name = (_unnamed(signal),) * 2
     try:
         ref = weakref.ref(signal, functools.partial(_forget_signal, key))
     except TypeError:  # pragma: no cover - signals are always weakref-able
@@ -293,29 +501,33 @@ def _find_signal_name(signal: object) -> tuple[str, str]:
         found = _attr_holding(module, signal)
         if found is not None:
             return found
-    unnamed = f"{type(signal).__name__}@{id(signal):#x}"
+    unnamed = _unnamed(signal)
     return unnamed, unnamed
 
 
+def _unnamed(signal: object) -> str:
+    return f"{_name_part(_type_name(type(signal)))}@{id(signal):#x}"
+
+
 def _blinker_name(signal: object) -> str | None:
-    if isinstance(signal, NamedSignal):
-        name = signal.__dict__.get("name")
-        if isinstance(name, str):
-            return name
+    if issubclass(type(signal), NamedSignal):
+        return clip_text(_object_dict(signal, "__dict__").get("name"), _MAX_NAME)
     return None
 
 
 def _attr_holding(module: object, signal: object) -> tuple[str, str] | None:
-    if module is None:
+    # Only modules: sys.modules may hold other objects, whose __dict__ is theirs.
+    if not issubclass(type(module), types.ModuleType):
         return None
     try:
-        namespace = object.__getattribute__(module, "__dict__")
+        namespace = _object_dict(module, "__dict__")
     except Exception:  # pragma: no cover - modules always have a dict
         return None
-    if not isinstance(namespace, dict):  # pragma: no cover
+    if type(namespace) is not dict:  # pragma: no cover
         return None
     for attr, value in list(namespace.items()):
-        if value is signal and not attr.startswith("_"):
-            modname = namespace.get("__name__")
-            return attr, f"{modname}.{attr}" if isinstance(modname, str) else attr
+        if value is signal and type(attr) is str and not attr.startswith("_"):
+            attr = _truncate(attr, _MAX_NAME)
+            modname = clip_text(namespace.get("__name__"), _MAX_NAME)
+            return attr, attr if modname is None else f"{modname}.{attr}"
     return None

@@ -10,13 +10,21 @@
 - When such a test fails, its report gets a "signal trace" section with the
   tree (ini option ``signaltrace_report``, default true; the marker's
   ``report=`` wins).
+- When the session starts, before any test module is imported, the receiver
+  checks ``signaltrace.W001`` (a ``signals.py`` nothing imported) and ``W002``
+  (a receiver connected twice) run and each problem becomes a
+  :class:`SignalTraceCheckWarning` in pytest's warnings summary (ini option
+  ``signaltrace_checks``, default true): a test that imports the forgotten
+  module itself would otherwise pass while production is broken.
 
-Nothing here imports Django at module level: the fixture imports it lazily and
-skips the test when Django settings are not configured.
+Nothing here imports Django at module level: the fixture and the session-start
+checks import it lazily; the fixture skips the test when Django settings are
+not configured, and the checks run only once Django is set up.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,11 +33,12 @@ import pytest
 if TYPE_CHECKING:
     from .traces import Trace
 
-__all__ = ["signal_trace"]
+__all__ = ["SignalTraceCheckWarning", "signal_trace"]
 
 FIXTURE: Final = "signal_trace"
 MARKER: Final = "signaltrace"
 INI_REPORT: Final = "signaltrace_report"
+INI_CHECKS: Final = "signaltrace_checks"
 SECTION: Final = "signal trace"
 #: Marker keywords and their defaults.
 MARKER_DEFAULTS: Final[dict[str, Any]] = {
@@ -44,12 +53,32 @@ _OPTIONS: Final = pytest.StashKey[dict[str, Any]]()
 _SHOWN: Final = pytest.StashKey[bool]()
 
 
+class SignalTraceCheckWarning(pytest.PytestWarning):
+    """A problem signaltrace's receiver checks found when the test session started.
+
+    ``signaltrace.W001``: an app's ``signals.py`` (or ``receivers.py``) was never
+    imported, so its receivers are not connected; ``signaltrace.W002``: a
+    receiver is connected twice. Filter it like any warning
+    (``filterwarnings``), or turn the checks off with the ``signaltrace_checks``
+    ini option.
+
+    .. versionadded:: 0.1.0
+    """
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         INI_REPORT,
         type="bool",
         default=True,
         help="add a 'signal trace' section to failing tests that use signal_trace (default: true)",
+    )
+    parser.addini(
+        INI_CHECKS,
+        type="bool",
+        default=True,
+        help="warn at session start about signals modules never imported and receivers "
+        "connected twice (signaltrace.W001, W002; default: true)",
     )
 
 
@@ -60,6 +89,46 @@ def pytest_configure(config: pytest.Config) -> None:
         "trace Django signals during this test with the signal_trace fixture; "
         "fail_on_errors fails the test if a receiver raised (even inside send_robust).",
     )
+
+
+def _check_warnings() -> list[str]:
+    """The W001 and W002 messages for the current project, if Django is set up.
+
+    Django is not imported here: if nothing has set it up (pytest-django does
+    while pytest configures), there is nothing to check.
+    """
+    registry = getattr(sys.modules.get("django.apps"), "apps", None)
+    if registry is None or not registry.ready:
+        return []
+    from .checks import check_duplicate_receivers, check_unimported_signals
+
+    messages = [*check_unimported_signals(), *check_duplicate_receivers()]
+    # Both checks always give a hint.
+    return [f"{message.id}: {message.msg}\nHINT: {message.hint}" for message in messages]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before collection: a test module importing the forgotten signals module
+    # would hide it. Under pytest-xdist the controller reports for everyone.
+    config = session.config
+    if not config.getini(INI_CHECKS) or hasattr(config, "workerinput"):
+        return
+    try:
+        texts = _check_warnings()
+    except Exception as err:  # a bug of ours must not stop the session
+        texts = [
+            "signaltrace could not run its receiver checks (W001, W002): "
+            f"{type(err).__name__}: {err}"
+        ]
+    for text in texts:
+        try:
+            config.issue_config_time_warning(SignalTraceCheckWarning(text), stacklevel=2)
+        except SignalTraceCheckWarning as err:  # an error by filterwarnings / -W error
+            raise pytest.UsageError(
+                f"{err}\n(This SignalTraceCheckWarning is an error under your warning "
+                f"filters: fix it, filter it, or set the {INI_CHECKS} ini option to false.)"
+            ) from None
 
 
 def _marker_options(node: pytest.Item) -> dict[str, Any]:

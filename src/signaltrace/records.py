@@ -31,7 +31,7 @@ D_TRACES: Final = 9  # tuple of traces that record this dispatch
 D_RECEIVERS: Final = 10  # number of live receivers
 
 # Raw receiver-call layout.
-C_RECEIVER: Final = 0  # ReceiverDesc
+C_RECEIVER: Final = 0  # weakref to a function, or (label, filename, line, identity token)
 C_ASYNC: Final = 1  # bool
 C_START: Final = 2
 C_END: Final = 3
@@ -90,6 +90,10 @@ class ReceiverCall:
     in_atomic: bool | None = None
     #: ``on_commit`` callbacks it registered (``RECORD_DB``), else None.
     on_commit: int | None = None
+    #: An opaque token for the receiver object, made of weak references only:
+    #: what ``assert_called(receiver)`` and ``find(receiver=...)`` compare the
+    #: object they are given with (see ``signaltrace.query.is_receiver``).
+    receiver_identity: Any = field(default=None, repr=False)
 
     @property
     def outcome(self) -> str:

@@ -7,13 +7,23 @@ The text tree (used by ``str(trace)``, the console, logs and test failures)::
        ├─ accounts.signals.create_user_profile  0.8 ms
        │  └─ post_save  sender=accounts.Profile pk=7 created=True  (no receivers)
        └─ accounts.signals.save_user_profile  0.6 ms
+
+Neither :func:`render_trace` nor :func:`trace_to_dict` raises: an item that
+cannot be formatted becomes a placeholder (``<unrenderable dispatch>``) and the
+failure is logged once through :func:`signaltrace.context.log_failure`. A trace
+cut short by :setting:`MAX_EVENTS` says so on its last line (``⚠ truncated: ...``)
+and in its ``truncated`` field.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from . import naming
 from ._format import format_ms, short_path
+from .context import log_failure
 from .records import Dispatch, Origin, ReceiverCall, SkippedDispatch
 
 if TYPE_CHECKING:
@@ -27,11 +37,41 @@ SCHEMA: Final = "signaltrace.trace/1"
 #: Values that say nothing worth a column in the tree.
 _QUIET: Final = {"raw": False, "using": "default", "update_fields": None}
 
+_A = TypeVar("_A")
+_T = TypeVar("_T")
+
+
+def _guarded(build: Callable[[_A], _T], item: _A, placeholder: _T) -> _T:
+    """``build(item)``, or ``placeholder`` (the failure logged once) if it raises."""
+    try:
+        return build(item)
+    except Exception as err:
+        log_failure("rendering a trace", err)
+        return placeholder
+
+
+def _plain(value: Any) -> Any:
+    """A recorded kwarg value, bounded again for output.
+
+    The hot path records plain, bounded values; this keeps a record made any
+    other way (an int past 4,300 digits would make ``str()`` and ``json`` raise)
+    from breaking the tree or the JSON.
+    """
+    cls = type(value)
+    if cls is int:
+        return naming.clamp_int(value)
+    if value is None or cls is str or cls is float or cls is bool:
+        return value
+    if cls is list or cls is tuple:
+        return [_plain(item) for item in value[:20]]
+    return naming.kwarg_value(value)
+
 
 def dispatch_summary(dispatch: Dispatch) -> str:
     """``post_save  sender=auth.User pk=7 created=True``: one line, no origin."""
     parts = [dispatch.signal_name, f"  sender={dispatch.sender}"]
     for key, value in dispatch.kwargs.items():
+        value = _plain(value)
         if key == "instance" and isinstance(value, str):
             if value.startswith(dispatch.sender + " "):
                 parts.append(value[len(dispatch.sender) :])
@@ -81,7 +121,19 @@ def _call_line(call: ReceiverCall) -> str:
 
 
 def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -> str:
-    """The whole tree, with a summary line first."""
+    """The whole tree, with a summary line first; never raises."""
+    return _guarded(functools.partial(_render, numbered=numbered), trace, "<unrenderable trace>")
+
+
+def _label(trace: Trace) -> str | None:
+    label = trace.label
+    if label is None:
+        return None
+    text = naming.clip_text(label, 300)
+    return str(naming.kwarg_value(label)) if text is None else text
+
+
+def _render(trace: Trace, numbered: bool) -> str:
     dispatches, roots, calls = trace.dispatches, trace.roots, trace.calls
     header = (
         f"{len(dispatches)} dispatch{'es' if len(dispatches) != 1 else ''}, "
@@ -91,8 +143,9 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
     errors = sum(1 for call in calls if call.error is not None)
     if errors:
         header += f", {errors} error{'s' if errors != 1 else ''}"
-    if trace.label:
-        header = f"{trace.label}   {header}"
+    label = _label(trace)
+    if label:
+        header = f"{label}   {header}"
     lines = [header]
     counter = [0]
 
@@ -104,13 +157,15 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
             lines.append(f"{prefix}{connector}{text}")
 
     def walk_dispatch(dispatch: Dispatch, prefix: str, last: bool) -> None:
-        emit(prefix, "└─ " if last else "├─ ", _dispatch_line(dispatch))
+        line = _guarded(_dispatch_line, dispatch, "<unrenderable dispatch>")
+        emit(prefix, "└─ " if last else "├─ ", line)
         child_prefix = prefix + ("   " if last else "│  ")
         for i, call in enumerate(dispatch.calls):
             walk_call(call, child_prefix, i == len(dispatch.calls) - 1)
 
     def walk_call(call: ReceiverCall, prefix: str, last: bool) -> None:
-        emit(prefix, "└─ " if last else "├─ ", _call_line(call))
+        line = _guarded(_call_line, call, "<unrenderable receiver call>")
+        emit(prefix, "└─ " if last else "├─ ", line)
         child_prefix = prefix + ("   " if last else "│  ")
         for i, child in enumerate(call.children):
             walk_dispatch(child, child_prefix, i == len(call.children) - 1)
@@ -120,20 +175,65 @@ def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -
     if not roots:
         lines.append("(no signals dispatched)")
     for skipped in trace.skipped:
-        where = ""
-        if skipped.origin is not None:
-            origin = skipped.origin
-            where = f"  ({short_path(origin.filename)}:{origin.lineno} in {origin.function})"
-        lines.append(
-            f"⚠ {skipped.operation} on {skipped.model} skipped {', '.join(skipped.signals)}: "
-            f"{', '.join(skipped.receivers)} did not run{where}"
-        )
+        lines.append(_guarded(_skipped_line, skipped, "⚠ <unrenderable skipped operation>"))
     if trace.dropped:
         lines.append(f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)")
+    if trace.truncated:
+        lines.append(f"⚠ truncated: {_truncation_text(trace)}")
     return "\n".join(lines)
 
 
+def _skipped_line(skipped: SkippedDispatch) -> str:
+    where = ""
+    if skipped.origin is not None:
+        origin = skipped.origin
+        where = f"  ({short_path(origin.filename)}:{origin.lineno} in {origin.function})"
+    return (
+        f"⚠ {skipped.operation} on {skipped.model} skipped {', '.join(skipped.signals)}: "
+        f"{', '.join(skipped.receivers)} did not run{where}"
+    )
+
+
+def _truncation_text(trace: Trace) -> str:
+    """Why the trace ends early: its :class:`~signaltrace.Truncation`, or what is known yet."""
+    if trace.truncated_at is not None:
+        return str(trace.truncated_at)
+    return (
+        f"MAX_EVENTS={trace.max_events} reached after {trace.events} events "
+        f"({len(trace.raw)} dispatches); {trace.dropped} events not recorded so far"
+    )
+
+
+def _truncation_dict(trace: Trace) -> dict[str, Any] | None:
+    """The ``truncated`` field: ``None``, or where :setting:`MAX_EVENTS` cut the trace."""
+    at = trace.truncated_at
+    if at is not None:
+        return {"events": at.events, "dispatches": at.dispatches, "what": at.what}
+    if trace.truncated:  # still open: what was dropped first is named at close
+        return {"events": trace.events, "dispatches": len(trace.raw), "what": "event"}
+    return None
+
+
 def _call_dict(call: ReceiverCall) -> dict[str, Any]:
+    return _guarded(_call_fields, call, {**_UNRENDERABLE_CALL, "dispatches": []})
+
+
+#: What a call that cannot be serialised becomes: the same fields, empty.
+_UNRENDERABLE_CALL: Final[dict[str, Any]] = {
+    "receiver": "<unrenderable receiver call>",
+    "location": None,
+    "async": False,
+    "start_ns": 0,
+    "duration_ns": None,
+    "outcome": "unknown",
+    "queries": None,
+    "in_atomic": None,
+    "on_commit": None,
+    "error": None,
+}
+
+
+def _call_fields(call: ReceiverCall) -> dict[str, Any]:
     error = call.error
     return {
         "receiver": call.receiver_name,
@@ -164,12 +264,30 @@ def _origin_dict(origin: Origin | None) -> dict[str, Any] | None:
 
 
 def _dispatch_dict(dispatch: Dispatch) -> dict[str, Any]:
+    return _guarded(_dispatch_fields, dispatch, {**_UNRENDERABLE_DISPATCH, "calls": []})
+
+
+#: What a dispatch that cannot be serialised becomes: the same fields, empty.
+_UNRENDERABLE_DISPATCH: Final[dict[str, Any]] = {
+    "signal": "<unrenderable dispatch>",
+    "signal_path": "<unrenderable dispatch>",
+    "sender": "?",
+    "method": "?",
+    "kwargs": {},
+    "start_ns": 0,
+    "duration_ns": None,
+    "origin": None,
+    "receiver_count": 0,
+}
+
+
+def _dispatch_fields(dispatch: Dispatch) -> dict[str, Any]:
     return {
         "signal": dispatch.signal_name,
         "signal_path": dispatch.signal_path,
         "sender": dispatch.sender,
         "method": dispatch.method,
-        "kwargs": dict(dispatch.kwargs),
+        "kwargs": {key: _plain(value) for key, value in dispatch.kwargs.items()},
         "start_ns": dispatch.start_ns,
         "duration_ns": dispatch.duration_ns,
         "origin": _origin_dict(dispatch.origin),
@@ -191,11 +309,25 @@ def _skipped_dict(item: SkippedDispatch) -> dict[str, Any]:
 
 
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
-    """The trace as plain JSON types; ``schema`` names the format's version."""
+    """The trace as plain JSON types; ``schema`` names the format's version. Never raises."""
+    try:
+        return _trace_fields(trace)
+    except Exception as err:
+        log_failure("rendering a trace", err)
+        return _unrenderable_trace(trace)
+
+
+def _unrenderable_trace(trace: Trace) -> dict[str, Any]:
+    fields: dict[str, Any] = {"schema": SCHEMA, "label": None, "dispatches": [], "skipped": []}
+    fields["truncated"] = _guarded(_truncation_dict, trace, None)
+    return fields
+
+
+def _trace_fields(trace: Trace) -> dict[str, Any]:
     roots = trace.roots
     return {
         "schema": SCHEMA,
-        "label": trace.label,
+        "label": _label(trace),
         "started_at": trace.started_at.isoformat(),
         "start_ns": trace.start_ns,
         "duration_ns": trace.duration_ns,
@@ -205,7 +337,8 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "receiver_time_ns": trace.receiver_time_ns,
         "events": trace.events,
         "dropped": trace.dropped,
+        "truncated": _truncation_dict(trace),
         "meta": dict(trace.meta),
         "dispatches": [_dispatch_dict(root) for root in roots],
-        "skipped": [_skipped_dict(item) for item in trace.skipped],
+        "skipped": [_guarded(_skipped_dict, item, None) for item in trace.skipped],
     }

@@ -18,12 +18,12 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter_ns, time_ns
-from typing import Any
+from typing import Any, Final
 
 from . import assertions, naming, render
 from ._hotpath import resolve_receiver
 from .context import Options
-from .query import receiver_name, sender_matches, signal_matches
+from .query import receiver_calls, sender_matches, signal_matches
 from .records import (
     C_ASYNC,
     C_ATOMIC,
@@ -50,6 +50,10 @@ from .records import (
 )
 
 __all__ = ["Trace", "Truncation"]
+
+#: What a raw record becomes once a trace has released it (see ``Trace._release_raw``):
+#: the layout's length, every slot ``None`` (so a dispatch reads as unfinished).
+_RELEASED: Final[list[Any]] = [None] * (D_RECEIVERS + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,9 @@ class Trace:
         if built is not None and built[0] == len(raws) and built[1] == ends:
             return built[2], built[3], built[4]
         with self._build_lock:
+            built = self._built  # another thread may have finished (and released raw)
+            if built is not None and built[5] and built[1] == built[0]:
+                return built[2], built[3], built[4]
             if not self.closed:
                 self._resolve_signals()
             by_id: dict[int, Dispatch] = {}
@@ -232,7 +239,7 @@ class Trace:
                 by_id[id(raw)] = dispatch
                 dispatches.append(dispatch)
                 for raw_call in list(raw[D_CALLS]):
-                    label, filename, lineno = resolve_receiver(raw_call[C_RECEIVER])
+                    label, filename, lineno, identity = resolve_receiver(raw_call[C_RECEIVER])
                     call = ReceiverCall(
                         receiver_name=label,
                         filename=filename,
@@ -247,6 +254,7 @@ class Trace:
                         queries=raw_call[C_QUERIES],
                         in_atomic=raw_call[C_ATOMIC],
                         on_commit=raw_call[C_ON_COMMIT],
+                        receiver_identity=identity,
                     )
                     dispatch.calls.append(call)
                     call_map[id(raw_call)] = call
@@ -263,7 +271,24 @@ class Trace:
                     parent_call.children.append(dispatch)
             calls.sort(key=lambda c: c.start_ns)
             self._built = (len(raws), ends, dispatches, roots, calls, was_closed)
+            self._release_raw()
             return dispatches, roots, calls
+
+    def _release_raw(self) -> None:
+        """Drop the raw records once the built ones are final (under ``_build_lock``).
+
+        A closed trace whose dispatches all finished never changes again, and
+        :meth:`_build` then only returns what it built: the raw lists (about as
+        big as the records) would be held for nothing. They are replaced by one
+        shared placeholder each, so ``len(self.raw)`` still counts dispatches.
+        """
+        built = self._built
+        if built is None or not built[5] or built[1] != built[0]:
+            return
+        self.raw = [_RELEASED] * len(self.raw)
+        truncated = self._truncated_raw
+        if truncated is not None and self.truncated_at is not None:
+            self._truncated_raw = (*truncated[:2], None, truncated[3])  # the dropped item
 
     @property
     def dispatches(self) -> list[Dispatch]:
@@ -301,14 +326,16 @@ class Trace:
 
         :param signal: a signal object, its name (``"post_save"``) or dotted path.
         :param sender: a sender object (a model class) or its label (``"auth.User"``).
-        :param receiver: a receiver callable or its dotted name.
+        :param receiver: a receiver object, matched by identity (a bound method:
+            same function, same object), or a name: its dotted name or a short
+            name that ends one dotted name only (see ``signaltrace.query``).
+        :raises ValueError: for a short name that ends several dotted names.
         """
-        name = receiver_name(receiver) if receiver is not None else None
+        calls = self.calls if receiver is None else receiver_calls(self.calls, receiver)
         return [
             call
-            for call in self.calls
-            if (name is None or call.receiver_name == name)
-            and (signal is None or signal_matches(call.dispatch, signal))
+            for call in calls
+            if (signal is None or signal_matches(call.dispatch, signal))
             and (sender is None or sender_matches(call.dispatch, sender))
         ]
 
@@ -403,7 +430,7 @@ class Trace:
         return assertions.assert_no_errors(self)
 
     def assert_no_skipped(self) -> Trace:
-        """See :func:`signaltrace.testing.assert_no_skipped`."""
+        """See :func:`signaltrace.diagnostics.assert_no_skipped`."""
         __tracebackhide__ = True
         return assertions.assert_no_skipped(self)
 

@@ -3,22 +3,44 @@
 returns what matched; on failure it raises the error with a headline saying
 what was expected and what happened instead, the numbered trace tree and the
 near-miss hints.
+
+Receivers given as objects match by identity, as names by dotted or short
+name (:mod:`signaltrace.query`). On a trace that :setting:`MAX_EVENTS` cut
+short, a check that would pass on absence, on a count or on an order cannot
+be trusted (what it looks for may be in the part that was not recorded), so
+it fails saying so; finding a call is still proof that it ran.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from signaltrace import naming
 from signaltrace._format import short_path
-from signaltrace.query import receiver_name
+from signaltrace.query import (
+    AmbiguousReceiverError,
+    ambiguous_text,
+    receiver_calls,
+    receiver_name,
+    resolve_name,
+    same_receiver,
+)
 from signaltrace.records import Dispatch, ReceiverCall
 
-from .hints import MODEL_SIGNALS, near_misses, safe, trace_hints, uncalled_hints
-from .matching import mismatch, signal_text
-from .text import at, filters_text, lines_text, numbering, times_text, tree
+from .hints import (
+    MODEL_SIGNALS,
+    TRUNCATION_ADVICE,
+    identity_hints,
+    near_misses,
+    safe,
+    signal_name_hints,
+    skipped_hint,
+    trace_hints,
+    uncalled_hints,
+)
+from .matching import mismatch, sender_text, signal_text
+from .text import at, filters_text, lines_text, numbering, times_text, tree, truncation_text
 
 if TYPE_CHECKING:
     from signaltrace.traces import Trace
@@ -50,6 +72,65 @@ def failure(
     return SignalTraceAssertionError("\n\n".join(parts), trace=trace, hints=hints)
 
 
+def refusal(
+    trace: Trace, claim: str, found: str | None, consequence: str
+) -> SignalTraceAssertionError:
+    """The failure of a check that a truncated trace cannot answer."""
+    seen = f"{found} in the recorded part, but " if found is not None else ""
+    return failure(
+        trace,
+        f"Cannot assert {claim}: {seen}the trace is truncated ({truncation_text(trace)}), "
+        f"so {consequence}.",
+        [TRUNCATION_ADVICE],
+    )
+
+
+def select(trace: Trace, receiver: object) -> tuple[str, list[ReceiverCall]]:
+    """The dotted name to show for ``receiver`` and all its calls in ``trace``.
+
+    :raises SignalTraceAssertionError: for a short name that ends several dotted names.
+    """
+    __tracebackhide__ = True
+    calls = trace.calls
+    try:
+        if isinstance(receiver, str):
+            name = resolve_name(receiver, calls)
+            return name, [call for call in calls if call.receiver_name == name]
+        return receiver_name(receiver), receiver_calls(calls, receiver)
+    except AmbiguousReceiverError as err:
+        lines = numbering(trace)
+        candidates = [
+            name + lines_text(lines.get(id(c)) for c in calls if c.receiver_name == name)
+            for name in err.candidates
+        ]
+        raise failure(trace, ambiguous_text(err.name, candidates), []) from None
+
+
+def namesakes(
+    trace: Trace, receiver: object, name: str, ran: list[ReceiverCall]
+) -> list[ReceiverCall]:
+    """Calls of other objects with the name of ``receiver`` (an object)."""
+    if isinstance(receiver, str):
+        return []
+    own = {id(call) for call in ran}
+    return [c for c in trace.calls if c.receiver_name == name and id(c) not in own]
+
+
+def why_not_called(
+    trace: Trace,
+    receiver: object,
+    name: str,
+    others: list[ReceiverCall],
+    signal: object,
+    sender: object,
+    lines: dict[int, int],
+) -> list[str]:
+    """Hints for a receiver with no call at all: namesakes that ran, or why it did not."""
+    if others:
+        return safe(lambda: identity_hints(receiver, name, others, lines))
+    return safe(lambda: uncalled_hints(trace, receiver, name, signal, sender, lines))
+
+
 def calls_of(
     trace: Trace,
     receiver: object,
@@ -61,18 +142,20 @@ def calls_of(
 ) -> list[ReceiverCall]:
     """The calls of ``receiver`` in ``trace`` that match every filter, in order.
 
-    :param receiver: a receiver callable or its dotted name.
+    :param receiver: a receiver object, matched by identity (a bound method:
+        same function on the same object), or a name: its dotted name, or a
+        short name that ends one dotted name in the trace only.
     :param signal: a signal object, its name (``"post_save"``) or dotted path.
     :param sender: a sender object (a model class) or its label (``"auth.User"``).
     :param match: recorded kwargs to match, such as ``created=True``.
+    :raises ValueError: for a short name that ends several dotted names.
 
     .. versionadded:: 0.1.0
     """
-    name = receiver_name(receiver)
     return [
         call
-        for call in trace.calls
-        if call.receiver_name == name and mismatch(call.dispatch, signal, sender, match) is None
+        for call in receiver_calls(trace.calls, receiver)
+        if mismatch(call.dispatch, signal, sender, match) is None
     ]
 
 
@@ -95,7 +178,9 @@ def assert_called(
 
     Only calls matching ``signal``, ``sender`` and the recorded kwargs in
     ``match`` count. A kwarg named ``sender``, ``signal`` or ``times`` cannot be
-    matched here; filter :func:`calls_of` yourself.
+    matched here; filter :func:`calls_of` yourself. On a truncated trace,
+    ``times=`` fails unless more calls than ``times`` were recorded: the part
+    that was not recorded may hold more.
 
     :raises SignalTraceAssertionError: with the trace and near-miss hints.
 
@@ -103,12 +188,28 @@ def assert_called(
     """
     __tracebackhide__ = True
     check_times(times)
-    calls = calls_of(trace, receiver, signal=signal, sender=sender, **match)
-    if (len(calls) == times) if times is not None else calls:
+    name, ran = select(trace, receiver)
+    calls = [call for call in ran if mismatch(call.dispatch, signal, sender, match) is None]
+    if times is None and calls:
         return calls
-    name = receiver_name(receiver)
     lines = numbering(trace)
-    ran = [call for call in trace.calls if call.receiver_name == name]
+    filters_given = filters_text(signal, sender, match)
+    if times is not None and len(calls) <= times:
+        if trace.truncated:
+            found = (
+                f"it was called {times_text(len(calls))}"
+                + lines_text(lines.get(id(c)) for c in calls)
+                if calls
+                else "it was not called"
+            )
+            raise refusal(
+                trace,
+                f"that {name} was called {times_text(times)}{filters_given}",
+                found,
+                "the part that was not recorded may hold more calls",
+            )
+        if len(calls) == times:
+            return calls
     expected = f" {times_text(times)}" if times is not None else ""
     if calls:
         actual = f"it was called {times_text(len(calls))}"
@@ -119,14 +220,17 @@ def assert_called(
         )
     else:
         actual = "it was not called"
-    headline = (
-        f"Expected {name} to be called{expected}{filters_text(signal, sender, match)}, "
-        f"but {actual}."
-    )
+    headline = f"Expected {name} to be called{expected}{filters_given}, but {actual}."
     filters = (signal, sender, match)
     hints = safe(lambda: near_misses(name, "ran", ran, lines, filters))
+    others = namesakes(trace, receiver, name, ran)
     if not ran:
-        hints += safe(lambda: uncalled_hints(trace, receiver, name, signal, sender, lines))
+        hints += why_not_called(trace, receiver, name, others, signal, sender, lines)
+    else:
+        matching = [c for c in others if mismatch(c.dispatch, *filters) is None]
+        if matching and not calls:
+            hints += safe(lambda: identity_hints(receiver, name, matching, lines))
+    hints += safe(lambda: signal_name_hints(trace, signal))
     signals = [signal] if signal is not None and not isinstance(signal, str) else []
     hints += safe(lambda: trace_hints(trace, signals))
     raise failure(trace, headline, hints)
@@ -160,16 +264,27 @@ def assert_not_called(
 ) -> Trace:
     """Assert that no call of ``receiver`` matches the filters; return the trace.
 
+    On a truncated trace it fails even when no call matches: the receiver may
+    have run in the part that was not recorded.
+
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    calls = calls_of(trace, receiver, signal=signal, sender=sender, **match)
+    name, ran = select(trace, receiver)
+    calls = [call for call in ran if mismatch(call.dispatch, signal, sender, match) is None]
     if not calls:
+        if trace.truncated:
+            raise refusal(
+                trace,
+                f"that {name} was not called{filters_text(signal, sender, match)}",
+                None,
+                "it may have been called in the part that was not recorded",
+            )
         return trace
     lines = numbering(trace)
     raise failure(
         trace,
-        f"Expected {receiver_name(receiver)} not to be called"
+        f"Expected {name} not to be called"
         f"{filters_text(signal, sender, match)}, but it was called "
         f"{times_text(len(calls))}{lines_text(lines.get(id(c)) for c in calls)}.",
         [],
@@ -194,17 +309,31 @@ def assert_sent(
     """Assert that ``signal`` was sent (``times`` times, if given); return the dispatches.
 
     signaltrace records a dispatch only if it has receivers for its sender,
-    unless ``SIGNALTRACE["RECORD_EMPTY"]`` is true.
+    unless ``SIGNALTRACE["RECORD_EMPTY"]`` is true. On a truncated trace,
+    ``times=`` fails unless more dispatches than ``times`` were recorded.
 
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
     check_times(times)
     found = dispatches(trace, signal, sender, match)
-    if (len(found) == times) if times is not None else found:
+    if times is None and found:
         return found
     label = signal_text(signal)
     lines = numbering(trace)
+    if times is not None and len(found) <= times:
+        if trace.truncated:
+            raise refusal(
+                trace,
+                f"that {label} was sent {times_text(times)}{filters_text(None, sender, match)}",
+                f"it was sent {times_text(len(found))}"
+                + lines_text(lines.get(id(d)) for d in found)
+                if found
+                else "it was not sent",
+                "the part that was not recorded may hold more dispatches",
+            )
+        if len(found) == times:
+            return found
     sent = trace.find_dispatches(signal=signal)
     if found:
         actual = f"it was sent {times_text(len(found))}"
@@ -222,8 +351,11 @@ def assert_sent(
         f"Expected {label} to be sent{expected}{filters_text(None, sender, match)}, but {actual}."
     )
     hints = safe(lambda: near_misses(label, "was sent", sent, lines, (None, sender, match)))
+    misspelt = safe(lambda: signal_name_hints(trace, signal))
     record_empty = trace.options.record_empty
-    if record_empty is not True and not dispatches(trace, signal, sender, {}):
+    if misspelt:
+        hints += misspelt  # the name names no signal: the rest would mislead
+    elif record_empty is not True and not dispatches(trace, signal, sender, {}):
         hints.append(
             "signaltrace records a dispatch only when it has receivers"
             + (" or is sent inside a receiver (RECORD_EMPTY='nested')" if record_empty else "")
@@ -232,9 +364,8 @@ def assert_sent(
         )
     path = signal if isinstance(signal, str) else naming.signal_label(signal)[1]
     if not sent and (path in MODEL_SIGNALS or f"django.db.models.signals.{path}" in MODEL_SIGNALS):
-        hints.append(
-            "QuerySet.update(), bulk_create(), bulk_update() and raw SQL send no model signals."
-        )
+        wanted: list[str | None] = [sender_text(sender)] if sender is not None else [None]
+        hints += safe(lambda: skipped_hint(trace, path.rsplit(".", 1)[-1], wanted))
     signals = [] if isinstance(signal, str) else [signal]
     hints += safe(lambda: trace_hints(trace, signals))
     raise failure(trace, headline, hints)
@@ -250,11 +381,21 @@ def assert_not_sent(
 ) -> Trace:
     """Assert that no recorded dispatch of ``signal`` matches the filters; return the trace.
 
+    On a truncated trace it fails even when none matches: the signal may have
+    been sent in the part that was not recorded.
+
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
     found = dispatches(trace, signal, sender, match)
     if not found:
+        if trace.truncated:
+            raise refusal(
+                trace,
+                f"that {signal_text(signal)} was not sent{filters_text(None, sender, match)}",
+                None,
+                "it may have been sent in the part that was not recorded",
+            )
         return trace
     lines = numbering(trace)
     raise failure(
@@ -265,23 +406,45 @@ def assert_not_sent(
     )
 
 
+def same_target(one: object, other: object, one_name: str, other_name: str) -> bool:
+    """Whether two receivers given to :func:`assert_order` would match the same calls."""
+    if one_name != other_name:
+        return False
+    if isinstance(one, str) or isinstance(other, str):
+        return True
+    return same_receiver(one, other)
+
+
 def assert_order(trace: Trace, /, *receivers: object) -> list[ReceiverCall]:
     """Assert that the receivers' first calls started in the order given; return them.
+
+    On a truncated trace it fails: a receiver's first call may be in the part
+    that was not recorded.
 
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    names = [receiver_name(r) for r in receivers]
-    if len(names) < 2 or len(set(names)) != len(names):
+    if len(receivers) < 2:
         raise ValueError("assert_order() needs two or more different receivers")
-    first: dict[str, ReceiverCall] = {}
-    for call in trace.calls:
-        first.setdefault(call.receiver_name, call)
+    selected = [select(trace, r) for r in receivers]
+    names = [name for name, _ in selected]
+    for i, (one, one_name) in enumerate(zip(receivers, names, strict=True)):
+        for other, other_name in zip(receivers[i + 1 :], names[i + 1 :], strict=True):
+            if same_target(one, other, one_name, other_name):
+                raise ValueError("assert_order() needs two or more different receivers")
+    if trace.truncated:
+        raise refusal(
+            trace,
+            "the order of first calls",
+            None,
+            "a receiver's first call may be in the part that was not recorded",
+        )
+    firsts = [calls[0] if calls else None for _, calls in selected]
     lines = numbering(trace)
-    missing = [name for name in names if name not in first]
+    missing = [name for name, first in zip(names, firsts, strict=True) if first is None]
     expected = "\n".join(
-        f"  {name}{lines_text([lines.get(id(first[name]))]) if name in first else ' (not called)'}"
-        for name in names
+        f"  {name}{lines_text([lines.get(id(first))]) if first is not None else ' (not called)'}"
+        for name, first in zip(names, firsts, strict=True)
     )
     if missing:
         verb = "was" if len(missing) == 1 else "were"
@@ -290,14 +453,13 @@ def assert_order(trace: Trace, /, *receivers: object) -> list[ReceiverCall]:
             f"{' and '.join(missing)} {verb} not called."
         )
         hints: list[str] = []
-        for receiver, name in zip(receivers, names, strict=True):
-            if name in missing:
-                hints += safe(
-                    functools.partial(uncalled_hints, trace, receiver, name, None, None, lines)
-                )
+        for receiver, name, first in zip(receivers, names, firsts, strict=True):
+            if first is None:
+                others = namesakes(trace, receiver, name, [])
+                hints += why_not_called(trace, receiver, name, others, None, None, lines)
         hints += safe(lambda: trace_hints(trace, []))
         raise failure(trace, headline, hints, [f"Expected order:\n{expected}"])
-    calls = [first[name] for name in names]
+    calls = [first for first in firsts if first is not None]
     for i, call in enumerate(calls):
         for later in calls[i + 1 :]:
             if later.start_ns < call.start_ns:

@@ -20,6 +20,7 @@ from signaltrace import naming
 from signaltrace.introspection import connections as signal_connections
 from signaltrace.introspection import named_blinker_signals, sender_text, signal_holders
 from signaltrace.introspection import sender_candidates as candidates_for
+from signaltrace.query import same_receiver
 
 from .matching import MISSING
 
@@ -39,12 +40,22 @@ def all_signals() -> list[object]:
     return list(found.values())
 
 
-def connections(signal: Any, name: str, candidates: Mapping[Hashable, object]) -> list[str | None]:
-    """Sender labels ``name`` is connected for on ``signal``; ``None`` means any sender."""
+def connections(
+    signal: Any, name: str, candidates: Mapping[Hashable, object], receiver: object = None
+) -> list[str | None]:
+    """Sender labels ``name`` is connected for on ``signal``; ``None`` means any sender.
+
+    With ``receiver`` (an object), only its own connections count, by identity:
+    another instance's bound method of the same name is not it.
+    """
     return [
         sender_text(connection)
         for connection in signal_connections(signal, candidates)
-        if naming.describe_receiver(connection.receiver)[0] == name
+        if (
+            same_receiver(connection.receiver, receiver)
+            if receiver is not None
+            else naming.describe_receiver(connection.receiver)[0] == name
+        )
     ]
 
 

@@ -1,7 +1,8 @@
 """The shared parts of a failure message: filters, counts, line numbers and the
-trace tree. Line numbers are those of ``trace.render(numbered=True)``, so a
-message can point at the records it means ("line 5"); the tree printed under
-the headline is cut after :data:`MAX_TREE_LINES` lines.
+trace tree, and where a truncated trace stops. Line numbers are those of
+``trace.render(numbered=True)``, so a message can point at the records it
+means ("line 5"); the tree printed under the headline is cut after
+:data:`MAX_TREE_LINES` lines.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def filters_text(signal: object, sender: object, match: dict[str, object]) -> st
     parts = [f"sender={sender_text(sender)}"] if sender is not None else []
     parts += [f"{key}={value_text(value)}" for key, value in match.items()]
     return text + (" with " + ", ".join(parts) if parts else "")
+
+
+def truncation_text(trace: Trace) -> str:
+    """Where :setting:`MAX_EVENTS` cut ``trace`` short, or, while it is open, what is known."""
+    if trace.truncated_at is not None:
+        return str(trace.truncated_at)
+    dropped = trace.dropped
+    were = "event was" if dropped == 1 else "events were"
+    return f"MAX_EVENTS={trace.max_events} reached; {dropped} {were} not recorded so far"
 
 
 def times_text(times: int) -> str:

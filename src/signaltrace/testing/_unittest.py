@@ -1,16 +1,18 @@
 """``unittest`` support: :class:`SignalTraceTestMixin` and
 :class:`DeferredAssertion`. The mixin's ``assert*`` methods check a trace
-passed as ``trace=``, or return a :class:`DeferredAssertion`, a context
-manager that captures its block, checks it when the block ends and fails the
-test at cleanup if it was never entered.
+passed as ``trace=``; called as a statement of their own, they check the
+trace of the test's last ``captureSignals()`` block; otherwise they return a
+:class:`DeferredAssertion`, a context manager that captures its block, checks
+it when the block ends and fails the test at cleanup if it was never entered.
 """
 
 from __future__ import annotations
 
+import dis
 import functools
 import sys
 from collections.abc import Callable
-from types import TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any, overload
 
 from signaltrace._format import short_path
@@ -44,8 +46,43 @@ def _checked(
         raise
 
 
+@functools.lru_cache(maxsize=512)
+def _discards_result(code: CodeType, offset: int) -> bool:
+    """Whether the instruction after ``offset`` in ``code`` is ``POP_TOP``.
+
+    ``offset`` is a frame's ``f_lasti`` during a call: the call instruction
+    (Python 3.13) or its last inline cache entry (3.11, 3.12). Followed by
+    ``POP_TOP``, the call is a statement of its own and its result is thrown
+    away; a call used by ``with`` or ``async with``, assigned, returned or
+    passed on is followed by something else.
+    """
+    following = (i for i in dis.get_instructions(code) if i.offset > offset)
+    return next(following).opname == "POP_TOP"
+
+
+def _is_statement(frame: FrameType) -> bool:
+    """Whether the call ``frame`` is making is a bare statement (see above)."""
+    return _discards_result(frame.f_code, frame.f_lasti)
+
+
+class _TestCapture(capture):
+    """The capture of ``captureSignals()``: its test remembers the trace it opened."""
+
+    def __init__(self, test: SignalTraceTestMixin, **options: Any) -> None:
+        super().__init__(**options)
+        self._test = test
+
+    def __enter__(self) -> Trace:
+        trace = super().__enter__()
+        self._test._signaltrace_last_trace = trace
+        return trace
+
+
 class DeferredAssertion:
     """What the :class:`SignalTraceTestMixin` assertions return without ``trace=``.
+
+    (Written as a statement of its own after a ``captureSignals()`` block, an
+    assertion checks that block's trace instead, and returns what the check does.)
 
     A context manager (``with`` or ``async with``) that captures its block and
     runs the assertion when the block ends without an exception. It yields the
@@ -105,10 +142,12 @@ class DeferredAssertion:
 class SignalTraceTestMixin:
     """Signal assertions for ``unittest.TestCase`` and Django's test cases.
 
-    Each assertion either checks a trace you pass as ``trace=`` (one from
+    Each assertion checks a trace you pass as ``trace=`` (one from
     :meth:`captureSignals` or :func:`signaltrace.capture`) and returns what the
-    ``Trace`` method returns, or, without ``trace=``, is a context manager that
-    captures its block and checks it at the end::
+    ``Trace`` method returns. Without ``trace=``, called as a statement of its
+    own, it checks the trace of the test's last :meth:`captureSignals` block
+    the same way; used in a ``with`` (or ``async with``), it is a context
+    manager that captures its block and checks it at the end::
 
         class RegisterTests(SignalTraceTestMixin, TestCase):
             def test_profile(self):
@@ -116,26 +155,32 @@ class SignalTraceTestMixin:
                     User.objects.create(username="ann")
 
             def test_many(self):
-                with self.captureSignals() as trace:
+                with self.captureSignals():
                     User.objects.create(username="ann")
-                self.assertReceiverCalled(create_user_profile, trace=trace, created=True)
-                self.assertReceiverNotCalled(backup_user_data, trace=trace)
+                self.assertReceiverCalled(create_user_profile, created=True)
+                self.assertReceiverNotCalled(backup_user_data)
 
-    An assertion called without ``trace=`` and never entered fails the test
-    at cleanup, so a forgotten ``with`` cannot pass silently. ``msg`` is put in
-    front of the failure message.
+    Any other assertion called without ``trace=`` (with no
+    :meth:`captureSignals` block before it, or kept in a variable) that is
+    never entered fails the test at cleanup, so a forgotten ``with`` cannot
+    pass silently. ``msg`` is put in front of the failure message.
 
     .. versionadded:: 0.1.0
     """
+
+    #: The trace of the last :meth:`captureSignals` block entered in this test.
+    _signaltrace_last_trace: Trace | None = None
 
     def captureSignals(
         self, *, all_threads: bool = False, label: str | None = None, max_events: int | None = None
     ) -> capture:
         """:func:`signaltrace.capture`: ``with self.captureSignals() as trace:``.
 
+        The assertions called after the block without ``trace=`` check its trace.
+
         .. versionadded:: 0.1.0
         """
-        return capture(all_threads=all_threads, label=label, max_events=max_events)
+        return _TestCapture(self, all_threads=all_threads, label=label, max_events=max_events)
 
     def _signaltrace_check(
         self,
@@ -150,6 +195,11 @@ class SignalTraceTestMixin:
         if trace is not None:
             return _checked(msg, func, args, kwargs, trace)
         caller = sys._getframe(2)
+        last = self._signaltrace_last_trace
+        if last is not None and _is_statement(caller):
+            # `self.assertReceiverCalled(f)` on a line of its own, after
+            # `with self.captureSignals():` checks that block's trace now.
+            return _checked(msg, func, args, kwargs, last)
         deferred = DeferredAssertion(
             name,
             functools.partial(_checked, msg, func, args, kwargs),

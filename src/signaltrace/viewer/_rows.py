@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from django.utils import timezone
 
 from signaltrace._format import format_ms, location
+from signaltrace.context import log_failure
+from signaltrace.naming import type_label
 from signaltrace.records import REDACTED, Dispatch, ReceiverCall
 from signaltrace.render import dispatch_summary
 from signaltrace.summary import Summary, summarize
@@ -16,7 +19,16 @@ from signaltrace.summary import Summary, summarize
 if TYPE_CHECKING:
     from signaltrace.traces import Trace
 
-__all__ = ["ListRow", "TreeRow", "list_row", "receiver_table", "tree_rows"]
+__all__ = [
+    "BrokenRow",
+    "ListRow",
+    "TreeRow",
+    "list_row",
+    "list_row_or_error",
+    "receiver_table",
+    "tree_rows",
+    "unshown",
+]
 
 #: Traces with more tree rows than this open with nested receivers collapsed.
 COLLAPSE_ABOVE: Final = 400
@@ -35,12 +47,14 @@ def _local_time(trace: Trace) -> tuple[str, str]:
 
 @dataclass
 class ListRow:
-    """One request in the list page."""
+    """One request in the list page: text and numbers only, so rendering cannot fail."""
+
+    broken: ClassVar[bool] = False
 
     id: str
     method: str
     path: str
-    status: Any
+    status: int | str | None
     status_class: str
     view: str
     time: str
@@ -57,10 +71,31 @@ class ListRow:
     summary: Summary = field(repr=False)
 
 
+@dataclass
+class BrokenRow:
+    """A trace the list could not show: an error row instead of a failing page."""
+
+    broken: ClassVar[bool] = True
+
+    #: The trace id if it is a valid one (the row then links to the detail page).
+    id: str
+    #: The type of the exception that stopped the row.
+    error: str
+    time: str
+    iso: str
+
+
 def _status_class(status: Any) -> str:
     if not isinstance(status, int):
         return "st-s5"
     return f"st-s{min(max(status // 100, 1), 5)}"
+
+
+def _status(status: Any) -> int | str | None:
+    """The status as the page shows it (text made now: rendering must not fail)."""
+    if status is None or type(status) is int:
+        return status
+    return str(status)
 
 
 def list_row(trace: Trace, slow_ms: float) -> ListRow:
@@ -69,11 +104,12 @@ def list_row(trace: Trace, slow_ms: float) -> ListRow:
     summary = summarize(trace, slow_ms)
     slowest = summary.slowest[0] if summary.slowest else None
     time, iso = _local_time(trace)
+    exception = meta.get("exception")
     return ListRow(
         id=str(meta.get("id", "")),
         method=str(meta.get("method") or ""),
         path=str(meta.get("path") or trace.label or ""),
-        status=meta.get("status"),
+        status=_status(meta.get("status")),
         status_class=_status_class(meta.get("status")),
         view=str(meta.get("view") or ""),
         time=time,
@@ -86,8 +122,45 @@ def list_row(trace: Trace, slow_ms: float) -> ListRow:
         slowest_time=format_ms(slowest.duration_ns) if slowest else "",
         errors=len(summary.errors),
         slow=bool(summary.slow),
-        exception=meta.get("exception"),
+        exception=None if exception is None else str(exception),
         summary=summary,
+    )
+
+
+#: A trace id as the viewer's URLs accept it.
+_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def unshown(err: BaseException) -> str:
+    """What the viewer says of a trace it cannot show: the exception's type."""
+    return type_label(type(err))
+
+
+def list_row_or_error(trace: Trace, slow_ms: float) -> ListRow | BrokenRow:
+    """:func:`list_row`, or a :class:`BrokenRow` if the trace cannot be shown (logged once)."""
+    try:
+        return list_row(trace, slow_ms)
+    except Exception as err:
+        log_failure("viewer row", err)
+        return _broken_row(trace, err)
+
+
+def _broken_row(trace: Trace, err: Exception) -> BrokenRow:
+    """What can still be read safely: the id (only a valid one) and the time."""
+    try:
+        meta = trace.meta
+        trace_id = meta.get("id") if type(meta) is dict else None
+    except Exception:
+        trace_id = None
+    try:
+        time, iso = _local_time(trace)
+    except Exception:
+        time, iso = "", ""
+    return BrokenRow(
+        id=trace_id if type(trace_id) is str and _ID.fullmatch(trace_id) else "",
+        error=unshown(err),
+        time=time,
+        iso=iso,
     )
 
 

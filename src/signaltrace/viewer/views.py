@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import Context, Engine
 from django.views.decorators.cache import cache_control, never_cache
@@ -19,12 +21,22 @@ from django.views.decorators.http import require_GET
 
 from signaltrace import __version__
 from signaltrace._format import format_ms
+from signaltrace._stats import stats
 from signaltrace.conf import get_config
-from signaltrace.middleware import shown
+from signaltrace.context import log_failure
+from signaltrace.middleware import settings_errors, shown
 from signaltrace.sinks.memory import buffer
 from signaltrace.traces import Trace
 
-from ._rows import list_row, receiver_table, signal_window, tree_rows
+from ._rows import (
+    ListRow,
+    list_row,
+    list_row_or_error,
+    receiver_table,
+    signal_window,
+    tree_rows,
+    unshown,
+)
 
 __all__ = ["asset", "trace_detail", "trace_json", "trace_list"]
 
@@ -67,8 +79,32 @@ def _render(name: str, context: dict[str, Any], root: str) -> HttpResponse:
     context["root"] = root  # relative links: the viewer works wherever it is mounted
     context["assets"] = {key.replace(".", "_"): _asset(key)[1] for key in _ASSETS}
     context["version"] = __version__
+    context["footer"] = _footer()
     html = _engine().get_template(f"signaltrace/{name}").render(Context(context))
     return HttpResponse(html)
+
+
+#: The footer's counters: (key of signaltrace.stats(), label, explanation, a problem?).
+_FOOTER: Final = (
+    ("traces", "request traces", "finished request traces handed to the sinks", False),
+    ("dropped_events", "events dropped", "events not recorded because of MAX_EVENTS", True),
+    ("internal_failures", "internal failures", "failures signaltrace caught and logged", True),
+    ("sink_failures", "sink failures", "sink or announcement calls that raised", True),
+    ("sink_overruns", "slow sink calls", "sink calls longer than SINK_TIMEOUT_MS", True),
+    ("sink_skipped", "sink skips", "traces a cooling-down sink was not given", True),
+    ("queue_dropped", "queue drops", "traces dropped: the sink queue was full", True),
+    ("queued", "queued", "traces waiting for the background sinks", False),
+    ("open_captures", "open captures", "captures open now, in any thread", False),
+)
+
+
+def _footer() -> list[tuple[str, int, str, bool]]:
+    """``(label, value, explanation, highlighted)`` per counter of :func:`signaltrace.stats`."""
+    counts = stats()
+    return [
+        (label, counts[key], title, problem and counts[key] > 0)
+        for key, label, title, problem in _FOOTER
+    ]
 
 
 def _get(trace_id: str) -> Trace:
@@ -79,6 +115,8 @@ def _get(trace_id: str) -> Trace:
 
 
 def _matches(row: Any, path: str, errors: bool, signal: str, receiver: str) -> bool:
+    if row.broken:
+        return True  # nothing to match: always listed
     summary = row.summary
     if path and path.lower() not in row.path.lower():
         return False
@@ -102,8 +140,10 @@ def trace_list(request: HttpRequest) -> HttpResponse:
     signal = request.GET.get("signal", "").strip()
     receiver = request.GET.get("receiver", "").strip()
     traces = buffer().traces()
-    rows = [list_row(trace, config["SLOW_MS"]) for trace in traces]
-    signals = sorted({name for row in rows for name in row.summary.signals})
+    rows = [list_row_or_error(trace, config["SLOW_MS"]) for trace in traces]
+    signals = sorted(
+        {name for row in rows if isinstance(row, ListRow) for name in row.summary.signals}
+    )
     shown_rows = [row for row in rows if _matches(row, path, errors, signal, receiver)]
     return _render(
         "list.html",
@@ -115,6 +155,8 @@ def trace_list(request: HttpRequest) -> HttpResponse:
             "filters": {"path": path, "errors": errors, "signal": signal, "receiver": receiver},
             "filtered": bool(path or errors or signal or receiver),
             "refresh_ms": REFRESH_MS,
+            # Read now: why nothing is recorded, where servers run no checks.
+            "settings_errors": settings_errors(),
         },
         root="",
     )
@@ -128,6 +170,14 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     .. versionadded:: 0.1.0
     """
     trace = _get(trace_id)
+    try:
+        return _detail(trace)
+    except Exception as err:  # one trace that cannot be shown: say so, in a page of ours
+        log_failure("viewer detail", err)
+        return _render("unshown.html", {"trace_id": trace_id, "error": unshown(err)}, root="../")
+
+
+def _detail(trace: Trace) -> HttpResponse:
     slow_ms = get_config()["SLOW_MS"]
     row = list_row(trace, slow_ms)
     ticks = [(f"{i * 25}", _tick(trace, i)) for i in range(5)]
@@ -158,12 +208,19 @@ def _tick(trace: Trace, quarter: int) -> str:
 
 @never_cache
 @_guarded
-def trace_json(request: HttpRequest, trace_id: str) -> JsonResponse:
+def trace_json(request: HttpRequest, trace_id: str) -> HttpResponse:
     """The trace as ``trace.to_dict()`` (schema ``signaltrace.trace/1``).
 
     .. versionadded:: 0.1.0
     """
-    return JsonResponse(_get(trace_id).to_dict(), json_dumps_params={"indent": 2})
+    trace = _get(trace_id)
+    try:
+        content = json.dumps(trace.to_dict(), cls=DjangoJSONEncoder, indent=2)
+    except Exception as err:
+        log_failure("viewer json", err)
+        error = f"this trace could not be shown: {unshown(err)}"
+        return JsonResponse({"error": error, "id": trace_id}, status=500)
+    return HttpResponse(content, content_type="application/json")
 
 
 @cache_control(private=True, max_age=86400)
