@@ -72,3 +72,34 @@ def test_current_trace():
         leaked = contextvars.copy_context()
     assert signaltrace.current_trace() is None
     assert leaked.run(signaltrace.current_trace) is None
+
+
+class TestIdentity:
+    def test_every_trace_has_an_id_and_a_kind(self):
+        """32 hex digits, unique per trace; kind ``capture`` unless told."""
+        with signaltrace.capture() as one, signaltrace.capture() as two:
+            pass
+        assert len(one.trace_id) == 32
+        assert int(one.trace_id, 16) >= 0
+        assert one.trace_id != two.trace_id
+        assert one.kind == "capture"
+        assert one.parent is None
+
+    def test_kind_and_parent(self):
+        parent = {"trace_id": "a" * 32, "receiver": "app.signals.on_save"}
+        with signaltrace.capture(kind="task", parent=parent) as trace:
+            pass
+        assert trace.kind == "task"
+        assert trace.parent == parent
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"kind": "job"}, "kind must be one of request, task, command, capture"),
+            ({"parent": "abc"}, 'parent must be a dict with a "trace_id" string'),
+            ({"parent": {"trace_id": 3}}, 'parent must be a dict with a "trace_id" string'),
+        ],
+    )
+    def test_bad_arguments_are_named(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            signaltrace.capture(**kwargs)

@@ -31,7 +31,7 @@ from .context import (
     watch_empty,
 )
 from .hook import install, is_installed
-from .traces import Trace
+from .traces import KINDS, Trace
 
 __all__ = ["capture", "current_options", "current_trace"]
 
@@ -94,6 +94,10 @@ class capture:
         task while open, including those with captures of their own (for a live
         server in tests, whose requests the middleware traces separately).
     :param label: a name for the trace (shown by ``render()``).
+    :param kind: what the trace records, one of :data:`signaltrace.traces.KINDS`
+        (the middleware opens ``"request"`` traces, the Celery integration
+        ``"task"`` ones).
+    :param parent: the trace that caused this one, ``{"trace_id": ..., "receiver": ...}``.
     :param max_events: override :setting:`MAX_EVENTS` for this trace.
 
     .. versionadded:: 0.1.0
@@ -105,11 +109,21 @@ class capture:
         all_threads: bool = False,
         label: str | None = None,
         max_events: int | None = None,
+        kind: str = "capture",
+        parent: dict[str, Any] | None = None,
     ) -> None:
         if max_events is not None and (type(max_events) is not int or max_events < 1):
             raise ValueError(f"max_events must be a positive int, got {max_events!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if parent is not None and not (
+            type(parent) is dict and type(parent.get("trace_id")) is str
+        ):
+            raise ValueError(f'parent must be a dict with a "trace_id" string, got {parent!r}')
         self.all_threads = all_threads
         self.label = label
+        self.kind = kind
+        self.parent = parent
         self.max_events = max_events
         self.trace: Trace | None = None
         self._token: Token[list[Any] | None] | None = None
@@ -121,7 +135,7 @@ class capture:
         if not is_installed():
             install()
         options = current_options(self.max_events)
-        trace = self.trace = Trace(options, label=self.label)
+        trace = self.trace = Trace(options, label=self.label, kind=self.kind, parent=self.parent)
         outer = CURSOR.get()
         self._previous = outer
         if outer is None:

@@ -14,6 +14,7 @@ the ``assert_*`` methods) builds the frozen records of :mod:`signaltrace.records
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +50,10 @@ from .records import (
     SkippedDispatch,
 )
 
-__all__ = ["Trace", "Truncation"]
+__all__ = ["KINDS", "Trace", "Truncation"]
+
+#: What a trace can record: a request, a Celery task, a management command, a block.
+KINDS: Final = ("request", "task", "command", "capture")
 
 #: What a raw record becomes once a trace has released it (see ``Trace._release_raw``):
 #: the layout's length, every slot ``None`` (so a dispatch reads as unfinished).
@@ -97,9 +101,26 @@ class Trace:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, options: Options, *, label: str | None = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        *,
+        label: str | None = None,
+        kind: str = "capture",
+        parent: dict[str, Any] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.options = options
         self.label = label
+        #: 32 hex digits, unique across processes: the id the viewer, the
+        #: stores and a child trace's ``parent`` use.
+        self.trace_id = os.urandom(16).hex()
+        #: ``"request"``, ``"task"``, ``"command"`` or ``"capture"``.
+        self.kind = kind
+        #: The trace that caused this one, in another process or task:
+        #: ``{"trace_id": ..., "receiver": dotted name or None}``, else ``None``.
+        self.parent = parent
         self.max_events = options.max_events
         #: Events (dispatches and receiver calls) recorded so far.
         self.events = 0
