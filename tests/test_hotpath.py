@@ -12,6 +12,7 @@ from django.dispatch import Signal
 
 import signaltrace
 from signaltrace import _hotpath, naming
+from signaltrace.records import D_FLAT
 
 
 def ok(sender, **kwargs):
@@ -43,8 +44,8 @@ class TestLabelsAndCaches:
         cap = signaltrace.capture()
         trace = cap.__enter__()
         sig.send(sender=None)
-        raw_call = trace.raw[0][7][0]
-        assert isinstance(raw_call[0], weakref.ref)
+        key = trace.raw[0][D_FLAT][0]  # the flat sync calls: [key, start, ..., end]
+        assert isinstance(key, weakref.ref)
         del receiver
         gc.collect()
         cap.__exit__(None, None, None)

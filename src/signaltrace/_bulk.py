@@ -40,10 +40,9 @@ from django.db.models.deletion import Collector, get_candidate_relations_to_dele
 
 from . import context as _ctx
 from ._compat import DATABASE_ON_DELETE, DB_CASCADE
-from ._hotpath import find_origin
+from ._hotpath import find_origin, make_origin
 from ._skipped import ASYNC_ORIGIN, report
 from .context import active_traces, log_failure
-from .records import Origin
 
 __all__ = ["install", "is_installed", "uninstall"]
 
@@ -260,8 +259,7 @@ def _patch_async(original: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _ctx.CAPTURING:
             return await original(self, *args, **kwargs)
-        found = find_origin(sys._getframe(1))
-        origin = Origin(found[0].co_filename, found[1], found[0].co_qualname) if found else None
+        origin = make_origin(find_origin(sys._getframe(1)))
         token = ASYNC_ORIGIN.set(origin)
         try:
             return await original(self, *args, **kwargs)

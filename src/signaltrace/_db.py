@@ -19,7 +19,7 @@ from . import context as _ctx
 from .context import log_failure
 from .records import C_ATOMIC, C_ON_COMMIT, C_QUERIES
 
-__all__ = ["after", "before", "install", "probe", "uninstall"]
+__all__ = ["delta", "install", "probe", "record", "snapshot", "uninstall"]
 
 
 class _Counter(threading.local):
@@ -92,13 +92,20 @@ def probe(named: dict[str, Any]) -> Any:
     return connection
 
 
-def before(connection: Any, call: list[Any]) -> tuple[int, int]:
-    """Snapshot before a receiver runs; records whether it runs in ``atomic``."""
-    call[C_ATOMIC] = connection.in_atomic_block
-    return QUERIES.n, len(connection.run_on_commit)
+def snapshot(connection: Any) -> tuple[int, int, bool]:
+    """Before a receiver runs: statements so far, ``on_commit`` callbacks, in ``atomic``."""
+    return QUERIES.n, len(connection.run_on_commit), connection.in_atomic_block
 
 
-def after(connection: Any, call: list[Any], snapshot: tuple[int, int]) -> None:
-    """Record queries run and ``on_commit`` callbacks registered by the receiver."""
-    call[C_QUERIES] = QUERIES.n - snapshot[0]
-    call[C_ON_COMMIT] = max(len(connection.run_on_commit) - snapshot[1], 0)
+def delta(connection: Any, before: tuple[int, int, bool]) -> tuple[int, bool, int]:
+    """After it ran: ``(statements it ran, whether it ran in atomic, on_commit added)``."""
+    return (
+        QUERIES.n - before[0],
+        before[2],
+        max(len(connection.run_on_commit) - before[1], 0),
+    )
+
+
+def record(connection: Any, call: list[Any], before: tuple[int, int, bool]) -> None:
+    """:func:`delta` into a raw call list (the one-list-per-call loops)."""
+    call[C_QUERIES], call[C_ATOMIC], call[C_ON_COMMIT] = delta(connection, before)

@@ -19,15 +19,17 @@ from typing import Any, Final
 
 from . import context as _ctx
 from . import naming
-from .context import K_OPTIONS, K_TRACES, TraceTarget, current_parent, log_failure
-from .records import C_CHILDREN, D_CALLS, D_TRACES, REDACTED, ErrorInfo
+from .context import K_CALL, K_OPTIONS, K_TRACES, TraceTarget, current_parent, log_failure
+from .records import D_CALLS, D_EXTRA, D_FLAT, D_SIZE, D_TRACES, REDACTED, ErrorInfo, Origin
 
 __all__ = [
     "admit",
     "class_info",
     "describe",
     "error_info",
+    "fail",
     "find_origin",
+    "make_origin",
     "new_call",
     "open_dispatch",
     "resolve_receiver",
@@ -216,17 +218,36 @@ def _classify(code: types.CodeType) -> int:
 
 
 def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
+    """``(code, instruction offset)`` of the first frame outside Django and signaltrace.
+
+    The line number is worked out when it is read (:func:`make_origin`):
+    ``f_lineno`` costs more than the rest of the walk.
+    """
     cache = _INTERNAL_CODE
     while frame is not None:
         code = frame.f_code
         entry = cache.get(id(code))
         kind = entry[1] if entry is not None and entry[0] is code else _classify(code)
         if kind == _EXTERNAL:
-            return (code, frame.f_lineno)
+            return (code, frame.f_lasti)
         if kind == _BOUNDARY:
             return None
         frame = frame.f_back
     return None
+
+
+def make_origin(found: tuple[types.CodeType, int] | None) -> Origin | None:
+    """The :class:`~signaltrace.records.Origin` of what :func:`find_origin` found."""
+    if found is None:
+        return None
+    code, lasti = found
+    lineno = code.co_firstlineno
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            if line is not None:
+                lineno = line
+            break
+    return Origin(code.co_filename, lineno, code.co_qualname)
 
 
 # -- kwargs -------------------------------------------------------------------
@@ -325,6 +346,28 @@ def new_call(receiver: object, is_async: bool, dispatch: list[Any]) -> list[Any]
     return call
 
 
+def fail(
+    dispatch: list[Any],
+    index: int,
+    exc: BaseException,
+    end_ns: int,
+    db: Any = None,
+    queries: Any = None,
+) -> None:
+    """Record that flat call ``index`` of ``dispatch`` raised ``exc`` and ended at ``end_ns``.
+
+    With ``db`` (``RECORD_DB``, in ``send_robust``, whose loop goes on) it also
+    records the statement and ``on_commit`` counts at that moment.
+    """
+    extra = dispatch[D_EXTRA]
+    if extra is None:
+        extra = dispatch[D_EXTRA] = {}
+    facts: dict[str, Any] = {"end": end_ns, "error": error_info(exc)}
+    if db is not None:
+        facts["db_end"] = (queries.n, len(db.run_on_commit))
+    extra[index] = facts
+
+
 def admit(
     traces: tuple[TraceTarget, ...], cost: int, item: object, skipped: bool = False
 ) -> tuple[TraceTarget, ...]:
@@ -355,7 +398,12 @@ def open_dispatch(
     """
     try:
         options = cursor[K_OPTIONS]
-        parent = current_parent(cursor)
+        parent = cursor[K_CALL]
+        if parent is not None and type(parent) is dict:
+            parent = current_parent(cursor)  # Django 6.1's shared TaskGroup context
+        if parent is not None and len(parent) == D_SIZE:
+            # A raw dispatch: the flat call of its sync loop running now.
+            parent = (parent, len(parent[D_FLAT]) // 2 - 1)
         dispatch = [
             weakref.ref(signal),
             _sender_label(sender),
@@ -368,6 +416,9 @@ def open_dispatch(
             parent,
             (),
             receivers,
+            None,
+            None,
+            None,
         ]
         traces = cursor[K_TRACES] if not _ctx.GLOBAL_TRACES else _ctx.with_global(cursor[K_TRACES])
         if len(traces) == 1:  # admit(), inlined for the common case
@@ -379,12 +430,6 @@ def open_dispatch(
             if not room:
                 return None
         dispatch[D_TRACES] = room
-        if parent is not None:
-            children = parent[C_CHILDREN]
-            if children is None:
-                parent[C_CHILDREN] = [dispatch]
-            else:
-                children.append(dispatch)
         return dispatch
     except Exception as err:
         log_failure("open_dispatch", err)

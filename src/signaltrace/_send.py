@@ -31,9 +31,9 @@ from . import _db
 from . import context as _ctx
 from ._async import async_runner
 from ._compat import SHAPE
-from ._hotpath import describe, error_info, new_call, open_dispatch
-from .context import CURSOR, K_OPTIONS, wants_empty
-from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_START, D_TRACES
+from ._hotpath import describe, error_info, fail, new_call, open_dispatch
+from .context import CURSOR, K_CALL, K_OPTIONS, wants_empty
+from .records import C_END, C_ERROR, C_START, D_DB, D_END, D_FLAT, D_START, D_TRACES
 
 __all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
 
@@ -80,42 +80,45 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             asend = async_runner(self, sender, named, async_receivers, False, None, None)
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
-    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
-    calls_append = dispatch[D_CALLS].append
-    db = _db.probe(named) if cursor[K_OPTIONS].record_db and sync_receivers else None
+    options = cursor[K_OPTIONS]
+    # The cursor names this dispatch as the parent: a dispatch nested in the
+    # receiver running now is placed under the flat call being recorded.
+    own = [dispatch[D_TRACES], dispatch, options]
+    flat = dispatch[D_FLAT] = []
+    append = flat.append
+    db: Any = None
+    queries: Any = None
+    if options.record_db and sync_receivers:
+        db = _db.probe(named)
+        if db is not None:
+            # Per receiver boundary: statements so far, on_commit callbacks, in atomic.
+            boundaries: list[int | bool] = []
+            dispatch[D_DB] = boundaries
+            db_append = boundaries.append
+            queries = _db.QUERIES
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
-            # _hotpath.new_call() inlined: this loop is the hot path.
-            call = own[1] = [
-                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
-                False,
-                0,
-                0,
-                None,
-                None,
-                dispatch,
-                None,
-                None,
-                None,
-            ]
-            calls_append(call)
+            append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
             if db is not None:
-                snapshot = _db.before(db, call)
-            call[C_START] = perf_counter_ns()
+                db_append(queries.n)
+                db_append(len(db.run_on_commit))
+                db_append(db.in_atomic_block)
+            append(perf_counter_ns())
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except BaseException as exc:
-                call[C_END] = perf_counter_ns()
-                call[C_ERROR] = error_info(exc)
+                fail(dispatch, len(flat) // 2 - 1, exc, perf_counter_ns())
                 if db is not None:
-                    _db.after(db, call, snapshot)
+                    db_append(queries.n)
+                    db_append(len(db.run_on_commit))
                 raise
-            call[C_END] = perf_counter_ns()
-            if db is not None:
-                _db.after(db, call, snapshot)
             responses.append((receiver, response))
-        own[1] = None
+        append(perf_counter_ns())
+        if db is not None:
+            db_append(queries.n)
+            db_append(len(db.run_on_commit))
+        own[K_CALL] = None
         if async_receivers:
             asend = async_runner(
                 self, sender, named, async_receivers, False, dispatch, cursor[K_OPTIONS]
@@ -166,50 +169,48 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             asend = async_runner(self, sender, named, async_receivers, True, None, None)
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
-    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
-    calls_append = dispatch[D_CALLS].append
-    db = _db.probe(named) if cursor[K_OPTIONS].record_db and sync_receivers else None
+    options = cursor[K_OPTIONS]
+    own = [dispatch[D_TRACES], dispatch, options]
+    flat = dispatch[D_FLAT] = []
+    append = flat.append
+    db: Any = None
+    queries: Any = None
+    if options.record_db and sync_receivers:
+        db = _db.probe(named)
+        if db is not None:
+            # Per receiver boundary: statements so far, on_commit callbacks, in atomic.
+            boundaries: list[int | bool] = []
+            dispatch[D_DB] = boundaries
+            db_append = boundaries.append
+            queries = _db.QUERIES
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
-            # _hotpath.new_call() inlined: this loop is the hot path.
-            call = own[1] = [
-                key(receiver) if type(receiver) is _FUNCTION else describe(receiver),
-                False,
-                0,
-                0,
-                None,
-                None,
-                dispatch,
-                None,
-                None,
-                None,
-            ]
-            calls_append(call)
+            append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
             if db is not None:
-                snapshot = _db.before(db, call)
-            call[C_START] = perf_counter_ns()
+                db_append(queries.n)
+                db_append(len(db.run_on_commit))
+                db_append(db.in_atomic_block)
+            append(perf_counter_ns())
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
-                call[C_END] = perf_counter_ns()
-                call[C_ERROR] = error_info(err)
-                if db is not None:
-                    _db.after(db, call, snapshot)
+                fail(dispatch, len(flat) // 2 - 1, err, perf_counter_ns(), db, queries)
                 self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                 responses.append((receiver, err))
             except BaseException as exc:
-                call[C_END] = perf_counter_ns()
-                call[C_ERROR] = error_info(exc)
+                fail(dispatch, len(flat) // 2 - 1, exc, perf_counter_ns())
                 if db is not None:
-                    _db.after(db, call, snapshot)
+                    db_append(queries.n)
+                    db_append(len(db.run_on_commit))
                 raise
             else:
-                call[C_END] = perf_counter_ns()
-                if db is not None:
-                    _db.after(db, call, snapshot)
                 responses.append((receiver, response))
-        own[1] = None
+        append(perf_counter_ns())
+        if db is not None:
+            db_append(queries.n)
+            db_append(len(db.run_on_commit))
+        own[K_CALL] = None
         if async_receivers:
             asend = async_runner(
                 self, sender, named, async_receivers, True, dispatch, cursor[K_OPTIONS]
@@ -274,9 +275,9 @@ def _sync_part(
         token = CURSOR.set(own)
         try:
             for receiver in receivers:
-                call = own[1] = new_call(receiver, False, dispatch)
+                call = own[K_CALL] = new_call(receiver, False, dispatch)
                 if db is not None:
-                    snapshot = _db.before(db, call)
+                    before = _db.snapshot(db)
                 call[C_START] = perf_counter_ns()
                 try:
                     response = receiver(signal=self, sender=sender, **named)
@@ -284,7 +285,7 @@ def _sync_part(
                     call[C_END] = perf_counter_ns()
                     call[C_ERROR] = error_info(err)
                     if db is not None:
-                        _db.after(db, call, snapshot)
+                        _db.record(db, call, before)
                     if not robust:
                         raise
                     self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
@@ -293,12 +294,12 @@ def _sync_part(
                     call[C_END] = perf_counter_ns()
                     call[C_ERROR] = error_info(exc)
                     if db is not None:
-                        _db.after(db, call, snapshot)
+                        _db.record(db, call, before)
                     raise
                 else:
                     call[C_END] = perf_counter_ns()
                     if db is not None:
-                        _db.after(db, call, snapshot)
+                        _db.record(db, call, before)
                     responses.append((receiver, response))
         finally:
             CURSOR.reset(token)

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from . import naming
-from ._hotpath import admit, find_origin
+from ._hotpath import admit, find_origin, make_origin
 from .conf import get_config
 from .context import TraceTarget, active_traces, log_failure
 from .introspection import receivers_for
@@ -64,10 +64,10 @@ def _origin_of(frame: types.FrameType | None) -> tuple[Origin | None, types.Fram
     found = find_origin(frame)
     if found is None:
         return ASYNC_ORIGIN.get(), None
-    code, lineno = found
+    code = found[0]
     while frame is not None and frame.f_code is not code:
         frame = frame.f_back
-    return Origin(code.co_filename, lineno, code.co_qualname), frame
+    return make_origin(found), frame
 
 
 def report(

@@ -25,10 +25,20 @@ D_METHOD: Final = 3  # "send", "send_robust", "asend", "asend_robust", "blinker.
 D_START: Final = 4  # perf_counter_ns
 D_END: Final = 5  # perf_counter_ns, 0 while running
 D_ORIGIN: Final = 6  # (code object, line) of the first frame outside Django, or None
-D_CALLS: Final = 7  # list of raw calls
-D_PARENT: Final = 8  # raw call or None
+D_CALLS: Final = 7  # raw call lists (async receivers, asend's thread, blinker)
+D_PARENT: Final = 8  # the raw call it nests under: a call list, a (dispatch, index) pair, or None
 D_TRACES: Final = 9  # tuple of traces that record this dispatch
 D_RECEIVERS: Final = 10  # number of live receivers
+#: The calls of ``send``/``send_robust``'s sync loop, flat: ``[key0, t0, key1, t1,
+#: ..., tN]``. One clock read per receiver boundary: call i starts at ``t_i``
+#: and ends at ``t_(i+1)`` (the last at ``tN``, present once the loop ended).
+D_FLAT: Final = 11
+#: ``{call index: {"end": ns, "error": ErrorInfo, ...}}`` for flat calls that
+#: need more than a key and a time (a receiver that raised), or None.
+D_EXTRA: Final = 12
+#: ``[(queries, in_atomic, on_commit), ...]`` per flat call (``RECORD_DB``), or None.
+D_DB: Final = 13
+D_SIZE: Final = 14  # a raw dispatch's length (a raw call list is shorter)
 
 # Raw receiver-call layout.
 C_RECEIVER: Final = 0  # weakref to a function, or (label, filename, line, identity token)
@@ -36,7 +46,7 @@ C_ASYNC: Final = 1  # bool
 C_START: Final = 2
 C_END: Final = 3
 C_ERROR: Final = 4  # None or ErrorInfo
-C_CHILDREN: Final = 5  # list of raw dispatches or None
+C_EXTRA: Final = 5  # dict of further facts about the call, or None
 C_DISPATCH: Final = 6  # the raw dispatch
 C_QUERIES: Final = 7  # statements run (RECORD_DB), or None
 C_ATOMIC: Final = 8  # inside transaction.atomic (RECORD_DB), or None

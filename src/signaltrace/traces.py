@@ -18,11 +18,12 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from time import perf_counter_ns, time_ns
 from typing import Any, Final
 
 from . import assertions, naming, render
-from ._hotpath import resolve_receiver
+from ._hotpath import make_origin, resolve_receiver
 from .context import Options
 from .query import receiver_calls, sender_matches, signal_matches
 from .records import (
@@ -35,7 +36,10 @@ from .records import (
     C_RECEIVER,
     C_START,
     D_CALLS,
+    D_DB,
     D_END,
+    D_EXTRA,
+    D_FLAT,
     D_KWARGS,
     D_METHOD,
     D_ORIGIN,
@@ -45,7 +49,6 @@ from .records import (
     D_SIGNAL,
     D_START,
     Dispatch,
-    Origin,
     ReceiverCall,
     SkippedDispatch,
 )
@@ -81,6 +84,31 @@ class Truncation:
             f"MAX_EVENTS reached after {self.events} events ({self.dispatches} dispatches): "
             f"the {self.what} and everything after it were not recorded"
         )
+
+
+def _db_facts(
+    boundaries: list[Any] | None, index: int, facts: dict[str, Any] | None
+) -> tuple[int, bool, int] | None:
+    """``(queries, in_atomic, on_commit)`` of flat call ``index`` (``RECORD_DB``).
+
+    ``boundaries`` holds, at each receiver boundary, the statement count, the
+    ``on_commit`` count and (at a call's start) whether it is in ``atomic``:
+    ``[n0, c0, a0, n1, c1, a1, ..., nN, cN]``.
+    """
+    if boundaries is None or 3 * index + 2 >= len(boundaries):
+        return None
+    start = 3 * index
+    if facts is not None and "db_end" in facts:
+        end_n, end_c = facts["db_end"]
+    elif start + 4 < len(boundaries):
+        end_n, end_c = boundaries[start + 3], boundaries[start + 4]
+    else:
+        return None
+    return (
+        end_n - boundaries[start],
+        boundaries[start + 2],
+        max(end_c - boundaries[start + 1], 0),
+    )
 
 
 def _dropped_what(item: Any) -> str:
@@ -165,20 +193,25 @@ class Trace:
         same lock, so nothing lands in a closed trace; a closed trace never
         changes again.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: this runs once per dispatch
+        try:
             if self.closed:
                 return False
-            if self._truncated_raw is not None or self.events + cost > self.max_events:
+            events = self.events + cost
+            if events > self.max_events or self._truncated_raw is not None:
                 self.dropped += cost
                 if self._truncated_raw is None:
                     self._truncated_raw = (self.events, len(self.raw), item, perf_counter_ns())
                 return False
-            self.events += cost
+            self.events = events
             if skipped:
                 self.skipped.append(item)
             else:
                 self.raw.append(item)
             return True
+        finally:
+            lock.release()
 
     def close(self) -> None:
         """Stop recording; resolve signal names while the signals are alive."""
@@ -193,16 +226,47 @@ class Trace:
             self.truncated_at = Truncation(events, dispatches, _dropped_what(item), at_ns)
 
     def _resolve_signals(self) -> None:
-        """Turn weak references into labels while the objects are still alive."""
+        """Turn weak references into labels while the objects are still alive.
+
+        Each distinct signal and receiver is resolved once: the send loops
+        record the same shared weak reference for every dispatch of a signal
+        and every call of a function, so a memo keyed by the reference's id
+        (alive for as long as the records hold it) makes closing a long trace
+        cost a dict lookup per record.
+        """
+        signals: dict[int, tuple[str, str]] = {}
+        receivers: dict[int, Any] = {}
         for raw in list(self.raw):
             ref = raw[D_SIGNAL]
-            if not isinstance(ref, tuple):
-                signal = ref()
-                raw[D_SIGNAL] = (
-                    naming.signal_label(signal) if signal is not None else ("<dead signal>",) * 2
-                )
+            if type(ref) is not tuple:
+                label = signals.get(id(ref))
+                if label is None:
+                    signal = ref()
+                    label = signals[id(ref)] = (
+                        naming.signal_label(signal)
+                        if signal is not None
+                        else ("<dead signal>", "<dead signal>")
+                    )
+                raw[D_SIGNAL] = label
+            flat = raw[D_FLAT]
+            if flat is not None:
+                # Keys sit at even indices; each is followed by its start time.
+                for j in range(0, len(flat) - 1, 2):
+                    key = flat[j]
+                    if type(key) is tuple:
+                        continue
+                    desc = receivers.get(id(key))
+                    if desc is None:
+                        desc = receivers[id(key)] = resolve_receiver(key)
+                    flat[j] = desc
             for raw_call in list(raw[D_CALLS]):
-                raw_call[C_RECEIVER] = resolve_receiver(raw_call[C_RECEIVER])
+                key = raw_call[C_RECEIVER]
+                if type(key) is tuple:
+                    continue
+                desc = receivers.get(id(key))
+                if desc is None:
+                    desc = receivers[id(key)] = resolve_receiver(key)
+                raw_call[C_RECEIVER] = desc
 
     @property
     def started_at(self) -> datetime:
@@ -239,11 +303,12 @@ class Trace:
                 self._resolve_signals()
             by_id: dict[int, Dispatch] = {}
             call_map: dict[int, ReceiverCall] = {}
+            flat_map: dict[tuple[int, int], ReceiverCall] = {}
             dispatches: list[Dispatch] = []
             calls: list[ReceiverCall] = []
             for raw in raws:
                 name, path = raw[D_SIGNAL]
-                origin = raw[D_ORIGIN]
+                origin = make_origin(raw[D_ORIGIN])
                 dispatch = Dispatch(
                     signal_name=name,
                     signal_path=path,
@@ -252,13 +317,46 @@ class Trace:
                     method=raw[D_METHOD],
                     start_ns=raw[D_START],
                     duration_ns=raw[D_END] - raw[D_START] if raw[D_END] else None,
-                    origin=Origin(origin[0].co_filename, origin[1], origin[0].co_qualname)
-                    if origin
-                    else None,
+                    origin=origin,
                     receiver_count=raw[D_RECEIVERS],
                 )
                 by_id[id(raw)] = dispatch
                 dispatches.append(dispatch)
+                flat = raw[D_FLAT]
+                if flat is not None:
+                    flat = list(flat)  # a snapshot: the loop may still be appending
+                    extra = raw[D_EXTRA] or {}
+                    db_calls = raw[D_DB]
+                    n = len(flat)
+                    count = n // 2
+                    for i in range(count):
+                        label, filename, lineno, identity = resolve_receiver(flat[2 * i])
+                        facts = extra.get(i)
+                        if facts is not None:
+                            end = facts["end"]
+                        elif 2 * i + 3 < n:
+                            end = flat[2 * i + 3]
+                        else:  # the last call: its end is the loop's closing time
+                            end = flat[n - 1] if n % 2 else None
+                        start = flat[2 * i + 1]
+                        db = _db_facts(db_calls, i, facts)
+                        call = ReceiverCall(
+                            receiver_name=label,
+                            filename=filename,
+                            lineno=lineno,
+                            is_async=False,
+                            start_ns=start,
+                            duration_ns=end - start if end is not None else None,
+                            error=facts["error"] if facts is not None else None,
+                            dispatch=dispatch,
+                            queries=db[0] if db is not None else None,
+                            in_atomic=db[1] if db is not None else None,
+                            on_commit=db[2] if db is not None else None,
+                            receiver_identity=identity,
+                        )
+                        dispatch.calls.append(call)
+                        flat_map[(id(raw), i)] = call
+                        calls.append(call)
                 for raw_call in list(raw[D_CALLS]):
                     label, filename, lineno, identity = resolve_receiver(raw_call[C_RECEIVER])
                     call = ReceiverCall(
@@ -284,7 +382,12 @@ class Trace:
             for raw in raws:
                 dispatch = by_id[id(raw)]
                 parent = raw[D_PARENT]
-                parent_call = call_map.get(id(parent)) if parent is not None else None
+                if parent is None:
+                    parent_call = None
+                elif type(parent) is tuple:  # (raw dispatch, flat call index)
+                    parent_call = flat_map.get((id(parent[0]), parent[1]))
+                else:
+                    parent_call = call_map.get(id(parent))
                 if parent_call is None:
                     roots.append(dispatch)
                 else:
@@ -372,7 +475,7 @@ class Trace:
     # -- output ---------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable tree (schema ``signaltrace.trace/1``)."""
+        """A JSON-serialisable tree (schema ``signaltrace.trace/2``)."""
         return render.trace_to_dict(self)
 
     def render(self, *, numbered: bool = False, color: bool = False) -> str:
@@ -454,5 +557,10 @@ class Trace:
         """See :func:`signaltrace.diagnostics.assert_no_skipped`."""
         __tracebackhide__ = True
         return assertions.assert_no_skipped(self)
+
+    def assert_matches_snapshot(self, name: str | None = None, *, queries: bool = False) -> Path:
+        """See :func:`signaltrace.testing.assert_matches_snapshot`."""
+        __tracebackhide__ = True
+        return assertions.assert_matches_snapshot(self, name, queries=queries)
 
     # -- end assertions --
