@@ -12,8 +12,10 @@ from inspect import iscoroutinefunction
 from time import perf_counter_ns
 from typing import Any
 
+from . import _metrics
 from . import context as _ctx
 from ._hotpath import error_info, new_call, open_dispatch
+from ._metrics import SETTINGS_DICT
 from .context import CURSOR, K_OPTIONS, wants_empty
 from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
 
@@ -28,6 +30,11 @@ def blinker_send(
 
     results = []
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None:
+        metrics = _metrics.STATE
+        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
+            _metrics.refresh()
+        cursor = metrics[2] if metrics[1] else None
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -74,6 +81,8 @@ def blinker_send(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
+        if _metrics.STATE[1]:
+            _metrics.observe_dispatch(dispatch)
     return results
 
 
@@ -85,6 +94,11 @@ async def blinker_send_async(
 
     results = []
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None:
+        metrics = _metrics.STATE
+        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
+            _metrics.refresh()
+        cursor = metrics[2] if metrics[1] else None
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -131,6 +145,8 @@ async def blinker_send_async(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
+        if _metrics.STATE[1]:
+            _metrics.observe_dispatch(dispatch)
     return results
 
 

@@ -27,11 +27,12 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NO_RECEIVERS
 
-from . import _db
+from . import _db, _metrics
 from . import context as _ctx
 from ._async import async_runner
 from ._compat import SHAPE
 from ._hotpath import describe, error_info, fail, new_call, open_dispatch
+from ._metrics import SETTINGS_DICT
 from .context import CURSOR, K_CALL, K_OPTIONS, wants_empty
 from .records import C_END, C_ERROR, C_START, D_DB, D_END, D_FLAT, D_START, D_TRACES
 
@@ -62,6 +63,28 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     responses = []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None:
+        metrics = _metrics.STATE
+        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
+            _metrics.refresh()
+        if metrics[1]:
+            if not async_receivers:
+                # METRICS with nothing capturing: time the receivers, record no tree.
+                clock = perf_counter_ns
+                times = [clock()]
+                mark = times.append
+                for receiver in sync_receivers:
+                    try:
+                        response = receiver(signal=self, sender=sender, **named)
+                    except BaseException:
+                        mark(clock())
+                        _metrics.observe(self, sync_receivers, times, [len(times) - 2])
+                        raise
+                    mark(clock())
+                    responses.append((receiver, response))
+                _metrics.observe(self, sync_receivers, times)
+                return responses
+            cursor = metrics[2]
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -127,6 +150,8 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
+        if _metrics.STATE[1]:
+            _metrics.observe_dispatch(dispatch)
     return responses
 
 
@@ -141,6 +166,39 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     responses: list[tuple[Any, Any]] = []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None:
+        metrics = _metrics.STATE
+        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
+            _metrics.refresh()
+        if metrics[1]:
+            if not async_receivers:
+                # METRICS with nothing capturing: time the receivers, record no tree.
+                clock = perf_counter_ns
+                times = [clock()]
+                mark = times.append
+                failed: list[int] | None = None
+                for receiver in sync_receivers:
+                    try:
+                        response = receiver(signal=self, sender=sender, **named)
+                    except Exception as err:
+                        mark(clock())
+                        if failed is None:
+                            failed = []
+                        failed.append(len(times) - 2)
+                        self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                        responses.append((receiver, err))
+                    except BaseException:
+                        mark(clock())
+                        _metrics.observe(
+                            self, sync_receivers, times, [*(failed or ()), len(times) - 2]
+                        )
+                        raise
+                    else:
+                        mark(clock())
+                        responses.append((receiver, response))
+                _metrics.observe(self, sync_receivers, times, failed)
+                return responses
+            cursor = metrics[2]
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -219,6 +277,8 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
+        if _metrics.STATE[1]:
+            _metrics.observe_dispatch(dispatch)
     return responses
 
 
@@ -311,6 +371,11 @@ def _sync_part(
 async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
     sync_receivers, async_receivers = self._live_receivers(sender)
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+    if cursor is None:
+        metrics = _metrics.STATE
+        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
+            _metrics.refresh()
+        cursor = metrics[2] if metrics[1] else None
     dispatch = None
     options = None
     if (
@@ -340,6 +405,8 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
     finally:
         if dispatch is not None:
             dispatch[D_END] = perf_counter_ns()
+            if _metrics.STATE[1]:
+                _metrics.observe_dispatch(dispatch)
 
 
 async def asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:

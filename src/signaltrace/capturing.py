@@ -9,23 +9,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import threading
 from contextvars import Token
 from types import TracebackType
 from typing import Any, Final
 
-from django.utils.module_loading import import_string
-
-from .conf import get_config
+from . import _metrics
 from .context import (
     CURSOR,
     K_CALL,
     K_TRACES,
-    Options,
     add_global,
-    log_failure,
+    current_options,
     remove_global,
     watch_captures,
     watch_empty,
@@ -35,42 +30,14 @@ from .traces import KINDS, Trace
 
 __all__ = ["capture", "current_options", "current_trace"]
 
-_options_cache: tuple[object, Options] | None = None
 _COUNT_LOCK: Final = threading.Lock()
-
-
-def current_options(max_events: int | None = None) -> Options:
-    """:class:`Options` from the current settings (cached per settings dict)."""
-    global _options_cache
-    config = get_config()
-    cached = _options_cache
-    if cached is None or cached[0] is not config:
-        ignored = set()
-        for path in config["IGNORE_SIGNALS"]:
-            try:
-                ignored.add(import_string(path))
-            except ImportError as err:
-                log_failure(f"IGNORE_SIGNALS {path}", err)
-        patterns = [re.escape(p) for p in config["REDACT"] if p]
-        options = Options(
-            ignored=frozenset(ignored),
-            record_empty=config["RECORD_EMPTY"],
-            record_origin=config["RECORD_ORIGIN"],
-            record_db=config["RECORD_DB"],
-            redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
-            max_events=config["MAX_EVENTS"],
-        )
-        _options_cache = cached = (config, options)
-    if max_events is not None:
-        return dataclasses.replace(cached[1], max_events=max_events)
-    return cached[1]
 
 
 def current_trace() -> Trace | None:
     """The innermost open trace recording the current thread or task, or ``None``.
 
     Inside a request traced by ``SignalTraceMiddleware``
-    this is the request's trace (its viewer id is ``trace.meta["id"]``), unless a
+    this is the request's trace (its viewer id is ``trace.trace_id``), unless a
     ``capture()`` block is open inside it.
 
     .. versionadded:: 0.1.0
@@ -135,6 +102,7 @@ class capture:
         if not is_installed():
             install()
         options = current_options(self.max_events)
+        _metrics.refresh()
         trace = self.trace = Trace(options, label=self.label, kind=self.kind, parent=self.parent)
         outer = CURSOR.get()
         self._previous = outer

@@ -22,6 +22,7 @@ It also keeps the process-wide counters the send replacements read first:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -29,6 +30,10 @@ import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
+
+from django.utils.module_loading import import_string
+
+from .conf import get_config
 
 __all__ = [
     "CAPTURING",
@@ -40,6 +45,7 @@ __all__ = [
     "Options",
     "TraceTarget",
     "active_traces",
+    "current_options",
     "current_parent",
     "log_failure",
     "wants_empty",
@@ -206,3 +212,33 @@ def log_failure(where: str, exc: BaseException) -> None:
         where,
         exc_info=exc,
     )
+
+
+_options_cache: tuple[object, Options] | None = None
+
+
+def current_options(max_events: int | None = None) -> Options:
+    """:class:`Options` from the current settings (cached per settings dict)."""
+    global _options_cache
+    config = get_config()
+    cached = _options_cache
+    if cached is None or cached[0] is not config:
+        ignored = set()
+        for path in config["IGNORE_SIGNALS"]:
+            try:
+                ignored.add(import_string(path))
+            except ImportError as err:
+                log_failure(f"IGNORE_SIGNALS {path}", err)
+        patterns = [re.escape(p) for p in config["REDACT"] if p]
+        options = Options(
+            ignored=frozenset(ignored),
+            record_empty=config["RECORD_EMPTY"],
+            record_origin=config["RECORD_ORIGIN"],
+            record_db=config["RECORD_DB"],
+            redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
+            max_events=config["MAX_EVENTS"],
+        )
+        _options_cache = cached = (config, options)
+    if max_events is not None:
+        return dataclasses.replace(cached[1], max_events=max_events)
+    return cached[1]
