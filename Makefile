@@ -16,7 +16,7 @@ endif
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test tools browser clean
+.PHONY: demo test tools browser services clean
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ browser:
 	  echo "Installing Debian's chromium for the browser test"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.tools browser
+# The store tests start Debian's redis-server themselves (on a free port, no
+# persistence); gunicorn comes with the test extra.
+services:
+	@command -v redis-server >/dev/null || { \
+	  echo "Installing Debian's redis-server for the store tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+test: $(VENV)/.tools browser services
 	$(VENV)/bin/tox run
 
 demo: $(VENV)/.tools

@@ -21,12 +21,28 @@ own test client (its handler loads its middleware once):
     buffer and the ``signaltrace.request`` structlog event, rendered as JSON
     to ``os.devnull`` (a production-like structlog configuration).
 
-Each is measured under three settings profiles: ``production`` (``DEBUG`` off,
-``ENABLED`` on: no headers, no per-receiver query counting), ``development``
-(``DEBUG`` on and the client in ``INTERNAL_IPS``: ``Server-Timing`` and
-``X-Signaltrace-Id`` headers and ``RECORD_DB`` query counting), and
-``production, no log event`` (``LOG_LEVEL=None``: the trace is still kept in
-the ring buffer for the viewer, but no structlog event is built).
+Each is measured under four settings profiles:
+
+``development``
+    the defaults with ``DEBUG`` on and the client in ``INTERNAL_IPS``: every
+    request traced, with ``RECORD_DB`` query counting, the ``Server-Timing`` and
+    ``X-Signaltrace-Id`` headers and the ``signaltrace.request`` event;
+``production``
+    the production profile of ``docs/how-to/production.md``: ``DEBUG`` off,
+    ``METRICS`` on (every receiver call timed and counted), full traces for
+    1 % of the requests (``SAMPLE_RATE`` 0.01), no log event (``LOG_LEVEL``
+    None), ``CONSOLE`` off, and the traces kept in a shared ``CacheStore``
+    (here on a ``LocMemCache``: the store is written on the sink worker, never
+    in the request, so the request pays the same as with Redis);
+``production, every request traced``
+    ``DEBUG`` off and ``ENABLED`` on, the rest left to the defaults: every
+    request traced, its event rendered;
+``production, every request traced, no log event``
+    as above with ``LOG_LEVEL`` None: the trace is still kept in the ring
+    buffer for the viewer, but no structlog event is built.
+
+The sampled profile draws from ``random`` with the same seed in every sample,
+so each sample traces the same requests.
 
 Each figure is the **minimum** over the rounds of the mean time per request of
 one sample, the estimator least disturbed by a noisy, shared machine. The
@@ -41,6 +57,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -64,18 +81,43 @@ from django.test import Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 import signaltrace  # noqa: E402
+from signaltrace import metrics  # noqa: E402
+from signaltrace._stats import stats  # noqa: E402
+from signaltrace.conf import get_config  # noqa: E402
 from signaltrace.sinks.memory import buffer  # noqa: E402
 
 MIDDLEWARE = "signaltrace.middleware.SignalTraceMiddleware"
 STACKS = ("django", "idle", "middleware")
+#: Where the production profile keeps its traces (see the module docstring).
+STORE_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"}
 PROFILES: dict[str, dict[str, Any]] = {
-    "production": {"DEBUG": False, "SIGNALTRACE": {"ENABLED": True}},
     "development": {"DEBUG": True, "SIGNALTRACE": {"ENABLED": True}},
-    "production, no log event": {
+    "production": {
+        "DEBUG": False,
+        "CACHES": {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "signaltrace": STORE_CACHE,
+        },
+        "SIGNALTRACE": {
+            "ENABLED": True,
+            "METRICS": True,
+            "SAMPLE_RATE": 0.01,
+            "LOG_LEVEL": None,
+            "CONSOLE": None,
+            "STORE": "signaltrace.stores.CacheStore",
+            "STORE_OPTIONS": {"CACHE": "signaltrace"},
+        },
+    },
+    "production, every request traced": {"DEBUG": False, "SIGNALTRACE": {"ENABLED": True}},
+    "production, every request traced, no log event": {
         "DEBUG": False,
         "SIGNALTRACE": {"ENABLED": True, "LOG_LEVEL": None},
     },
 }
+#: The highest ``+ middleware / Django alone`` ratio of a profile, printed with PASS/FAIL.
+TARGETS = {"production": 1.10}
+#: Seed of ``random`` at the start of every sample (what SAMPLE_RATE draws).
+SEED = 20261201
 _names = itertools.count()
 
 
@@ -135,6 +177,7 @@ class Stack:
         with override_settings(**self.settings):
             self.set_hook()
             gc.collect()
+            random.seed(SEED)
             t0 = time.perf_counter_ns()
             for _ in itertools.repeat(None, n):
                 self.get()
@@ -142,24 +185,43 @@ class Stack:
         return elapsed / n
 
     def check(self, profile_name: str) -> None:
-        """The middleware stack really traced: a trace per request, receivers in it."""
+        """The middleware stack really traced (a trace per request, the receivers in it),
+        or, sampled, counted the receivers (METRICS)."""
         if self.name != "middleware":
             return
-        buffer().clear()
-        with override_settings(**self.settings):
-            self.set_hook()
-            response = self.client.get("/save-user/")
-        (trace,) = buffer().traces()
-        names = [call.receiver_name for call in trace.calls]
         expected = [
             "tests.testapp.signals.create_user_profile",
             "tests.testapp.signals.save_user_profile",
         ]
+        buffer().clear()
+        with override_settings(**self.settings):
+            self.set_hook()
+            config = get_config()
+            if config["SAMPLE_RATE"] < 1:
+                metrics.reset()
+                self.get()
+                counted = [row["receiver"] for row in metrics.snapshot()]
+                if not set(expected) <= set(counted):
+                    raise SystemExit(f"{profile_name}: receivers not counted: {counted}")
+                return
+            response = self.client.get("/save-user/")
+        (trace,) = buffer().traces()
+        names = [call.receiver_name for call in trace.calls]
         if names != expected:
             raise SystemExit(f"unexpected receivers in the trace: {names}")
         shown = "X-Signaltrace-Id" in response.headers
         if shown != (profile_name == "development"):
             raise SystemExit(f"{profile_name}: headers shown={shown}")
+
+    def traced(self, n: int) -> int:
+        """How many of a sample's ``n`` requests are traced (the same in every sample)."""
+        with override_settings(**self.settings):
+            self.set_hook()
+            before = stats()["traces"]
+            random.seed(SEED)
+            for _ in itertools.repeat(None, n):
+                self.get()
+            return stats()["traces"] - before
 
 
 def bench(profile_name: str, rounds: int, n: int, quiet: bool) -> dict[str, Any]:
@@ -182,29 +244,38 @@ def bench(profile_name: str, rounds: int, n: int, quiet: bool) -> dict[str, Any]
     return {
         "profile": profile_name,
         "requests_per_sample": n,
+        "traced_per_sample": stacks[-1].traced(n),
         "rounds": rounds,
         "min_ns": best,
         "median_ns": medians,
         "ratio_middleware_vs_idle": best["middleware"] / best["idle"],
         "ratio_middleware_vs_django": best["middleware"] / best["django"],
         "median_ratio_middleware_vs_idle": medians["middleware"] / medians["idle"],
+        "median_ratio_middleware_vs_django": medians["middleware"] / medians["django"],
         "samples_ns": samples,
     }
 
 
 def report(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| profile | Django alone | hook installed | + middleware | middleware / hook "
-        "| middleware / Django | (medians: middleware / hook) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| profile | traced | Django alone | hook installed | + middleware | middleware / hook "
+        "| middleware / Django | (medians: / hook, / Django) | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for result in results:
         best = result["min_ns"]
+        ratio = result["ratio_middleware_vs_django"]
+        target = TARGETS.get(result["profile"])
+        verdict = "—"
+        if target is not None:
+            verdict = f"≤ {target:.2f}× {'PASS' if ratio <= target else '**FAIL**'}"
         lines.append(
-            f"| {result['profile']} | {best['django'] / 1000:.1f} µs | {best['idle'] / 1000:.1f} µs "
+            f"| {result['profile']} | {result['traced_per_sample']} of {result['requests_per_sample']} "
+            f"| {best['django'] / 1000:.1f} µs | {best['idle'] / 1000:.1f} µs "
             f"| {best['middleware'] / 1000:.1f} µs | {result['ratio_middleware_vs_idle']:.3f}× "
-            f"| {result['ratio_middleware_vs_django']:.3f}× "
-            f"| {result['median_ratio_middleware_vs_idle']:.3f}× |"
+            f"| {ratio:.3f}× "
+            f"| {result['median_ratio_middleware_vs_idle']:.3f}×, "
+            f"{result['median_ratio_middleware_vs_django']:.3f}× | {verdict} |"
         )
     lines.append("")
     lines.append(

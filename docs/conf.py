@@ -51,7 +51,8 @@ nitpicky = True
 # Objects documented elsewhere (Django, blinker, Python): no intersphinx, since
 # inventories cannot be fetched offline, so they render as code, unlinked.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(django|blinker|asyncio|contextvars|re|datetime)\..*"),
+    (r"py:.*", r"(django|blinker|asyncio|collections|contextvars|re|datetime|pathlib)\..*"),
+    (r"py:class", r"Path"),  # pathlib.Path in a signature
 ]
 
 # -- Autodoc -------------------------------------------------------------------

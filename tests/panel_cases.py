@@ -314,3 +314,44 @@ class TestStats:
         stats = panel_stats(trace)
         assert stats["rows"] == []
         assert stats["call_count"] == 0
+
+    def test_sql_statements(self, settings):
+        """With RECORD_SQL each call lists its statements, and a repeated one is flagged."""
+        settings.SIGNALTRACE = {"ENABLED": True, "RECORD_DB": True, "RECORD_SQL": True}
+        from tests.testapp.models import Backup
+
+        def n_plus_one(sender, **kwargs):
+            for i in range(3):
+                list(Backup.objects.filter(username=f"u{i}"))
+
+        view_signal.connect(n_plus_one)
+        try:
+            with signaltrace.capture() as trace:
+                view_signal.send(sender="test", marker="m")
+        finally:
+            view_signal.disconnect(n_plus_one)
+        stats = panel_stats(trace)
+        (row,) = [row for row in stats["rows"] if row["name"].endswith("n_plus_one")]
+        assert row["detail"] == "3 queries · 3 × same query"
+        (statement,) = row["sql"]
+        assert statement["count"] == 3
+        assert statement["sql"].startswith('SELECT "testapp_backup"."id"')
+        assert statement["params"] == []
+        assert row["sql_omitted"] == 0
+
+
+@pytest.mark.django_db
+def test_sql_in_the_panel(client, settings):
+    """The rendered panel shows each call's statements, collapsed under a summary."""
+    settings.SIGNALTRACE = {
+        "ENABLED": True,
+        "LOG_LEVEL": None,
+        "RECORD_DB": True,
+        "RECORD_SQL": True,
+        "RECORD_SQL_PARAMS": True,
+    }
+    response = client.get("/page/")
+    content = panel_content(client, response)
+    assert '<details class="signaltrace-sql"><summary>SQL: 1 statement</summary>' in content
+    assert "INSERT INTO &quot;testapp_profile&quot;" in content
+    assert "<small>params [1, &quot;&quot;]</small>" in content

@@ -309,7 +309,7 @@ class TestRenderNeverRaises:
         monkeypatch.setattr(Trace, "roots", property(broken))
         assert trace.render() == "<unrenderable trace>"
         data = trace.to_dict()
-        assert data["schema"] == "signaltrace.trace/1"
+        assert data["schema"] == "signaltrace.trace/2"
         assert data["truncated"] is None
         json.dumps(data)
 
@@ -372,7 +372,7 @@ class TestViewer:
         """The issue's viewer case: the detail page and the JSON answer 200."""
         trace = sent(big=10**5000, blob=b"x" * 1_000_000, name="n" * 100_000)
         buffer().emit(trace)
-        tid = trace.meta["id"]
+        tid = trace.trace_id
         detail = client.get(f"/__signaltrace__/{tid}/")
         assert detail.status_code == 200
         assert b"&lt;int, 5001 digits&gt;" in detail.content

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -203,3 +204,137 @@ def test_viewer_in_chromium(live_server, chromium, tmp_path):
     assert errors == []
     for name in ("list.png", "detail.png", "error.png"):
         assert Path(tmp_path / name).stat().st_size > 10_000
+
+
+def shots_dir(tmp_path):
+    """Where the screenshots go: ``$SIGNALTRACE_SHOTS`` (to look at them), else ``tmp_path``."""
+    path = Path(os.environ.get("SIGNALTRACE_SHOTS") or tmp_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def keep(trace, path, method="GET", status=200):
+    """A captured trace, kept for the viewer as if it were a request."""
+    trace.meta.update(id=trace.trace_id, method=method, path=path, status=status, view="v")
+    buffer().emit(trace)
+    return trace.trace_id
+
+
+async def browse_noise(base, ids, chromium, tmp_path, shots):
+    """Skipped badge and filter, hidden quiet requests, hidden tools, truncated banner."""
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            args=ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            page = await context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
+            await page.goto(f"{base}/__signaltrace__/")
+            rows = page.locator("#st-rows tr.st-request")
+            # The request that sent no signal is left out, and counted.
+            await expect(rows).to_have_count(3)
+            await expect(page.locator("#st-hidden")).to_contain_text(
+                "1 request without signals hidden"
+            )
+            await expect(page.locator("#st-rows")).not_to_contain_text("/quiet/")
+            # The bulk import: 0 / 0, but a badge says it skipped receivers.
+            bulk = page.locator(f'#st-rows tr[data-href="{ids["bulk"]}/"]')
+            await expect(bulk).to_contain_text("0 / 0")
+            badge = bulk.locator(".st-b-skipped")
+            await expect(badge).to_be_visible()
+            await expect(badge).to_contain_text("skipped")
+            assert "bulk_create on auth.User skipped post_save" in await badge.get_attribute(
+                "title"
+            )
+            # The capped trace: a truncated badge; every row says its kind.
+            capped = page.locator(f'#st-rows tr[data-href="{ids["capped"]}/"]')
+            await expect(capped.locator(".st-b-truncated")).to_have_text("truncated")
+            await expect(page.locator("#st-rows .st-trace-kind")).to_have_count(3)
+            await page.screenshot(path=str(shots / "list-badges.png"), full_page=True)
+
+            # Has skipped: the bulk import alone.
+            await page.get_by_label("Has skipped").check()  # submits the form on change
+            await expect(page).to_have_url(re.compile(r".*[?&]skipped=1(&|$)"))
+            await expect(rows).to_have_count(1)
+            await expect(rows.first).to_contain_text("/bulk-import/")
+            await page.screenshot(path=str(shots / "list-has-skipped.png"), full_page=True)
+
+            # Show requests without signals: the quiet one comes back.
+            await page.goto(f"{base}/__signaltrace__/")
+            await page.get_by_label("Show requests without signals").check()
+            await expect(rows).to_have_count(4)
+            await expect(page.locator("#st-rows")).to_contain_text("/quiet/")
+            await expect(page.locator("#st-hidden")).to_be_hidden()  # empty: nothing hidden
+            await page.screenshot(path=str(shots / "list-all.png"), full_page=True)
+
+            # Nothing to expand: no Expand all / Collapse all / Zoom.
+            await page.locator(f'a.st-path[href="{ids["bulk"]}/"]').click()
+            await expect(page).to_have_url(f"{base}/__signaltrace__/{ids['bulk']}/")
+            for name in ("Expand all", "Collapse all", "Zoom to signals"):
+                await expect(page.get_by_role("button", name=name)).to_have_count(0)
+            skipped = page.locator(".st-skipped")
+            await expect(skipped).to_contain_text("Receivers that did not run")
+            await expect(skipped).to_contain_text("tests/test_browser.py:")
+            await page.screenshot(path=str(shots / "detail-skipped.png"), full_page=True)
+            await page.goto(f"{base}/__signaltrace__/{ids['quiet']}/")
+            await expect(page.locator(".st-tools")).to_have_count(0)
+            await expect(page.locator(".st-empty-trace")).to_be_visible()
+
+            # A tree keeps its tools.
+            await page.goto(f"{base}/__signaltrace__/{ids['user']}/")
+            await expect(page.get_by_role("button", name="Expand all")).to_be_visible()
+            await expect(page.get_by_role("button", name="Zoom to signals")).to_be_visible()
+
+            # The truncated trace opens with its banner.
+            await page.goto(f"{base}/__signaltrace__/{ids['capped']}/")
+            banner = page.locator("#st-truncated")
+            await expect(banner).to_be_visible()
+            await expect(banner).to_contain_text("Truncated trace: MAX_EVENTS reached after")
+            await expect(banner).to_contain_text("events in all, past MAX_EVENTS (3)")
+            await page.screenshot(path=str(shots / "detail-truncated.png"), full_page=True)
+        finally:
+            await context.close()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_viewer_noise_and_truncation_in_chromium(live_server, chromium, tmp_path):
+    """The list marks skipped and truncated traces, filters them, hides the quiet ones."""
+    from django.contrib.auth.models import User
+
+    import signaltrace
+    from tests.testapp.views import view_signal
+
+    ids = {}
+    ids["user"], _body = get(f"{live_server.url}/create-user/?username=noise")
+    with signaltrace.capture(label="GET /quiet/ 200") as quiet:
+        pass  # a request that sent no signal
+    ids["quiet"] = keep(quiet, "/quiet/")
+    with signaltrace.capture(label="POST /bulk-import/ 302") as bulk:
+        User.objects.bulk_create([User(username="noise-a"), User(username="noise-b")])
+    ids["bulk"] = keep(bulk, "/bulk-import/", method="POST", status=302)
+    with signaltrace.capture(label="GET /capped/ 200", max_events=3) as capped:
+        for _ in range(3):
+            view_signal.send(sender="capped", marker="capped")
+    assert capped.truncated
+    ids["capped"] = keep(capped, "/capped/")
+    shots = shots_dir(tmp_path)
+    errors = asyncio.run(browse_noise(live_server.url, ids, chromium, tmp_path, shots))
+    assert errors == []
+    for name in (
+        "list-badges.png",
+        "list-has-skipped.png",
+        "list-all.png",
+        "detail-skipped.png",
+        "detail-truncated.png",
+    ):
+        assert (shots / name).stat().st_size > 10_000

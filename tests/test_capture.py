@@ -346,7 +346,7 @@ class TestOutput:
         with signaltrace.capture(label="unit") as trace:
             outer_signal.send(sender=None)
         data = json.loads(json.dumps(trace.to_dict()))
-        assert data["schema"] == "signaltrace.trace/1"
+        assert data["schema"] == "signaltrace.trace/2"
         assert data["label"] == "unit"
         assert data["dispatch_count"] == 2
         assert data["call_count"] == 2

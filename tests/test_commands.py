@@ -170,7 +170,7 @@ class TestRunCommand:
         path = tmp_path / "trace.json"
         _out, err = run("signaltrace_run", "--json", str(path), "loaddata", "diag.json")
         data = json.loads(path.read_text())
-        assert data["schema"] == "signaltrace.trace/1"
+        assert data["schema"] == "signaltrace.trace/2"
         assert data["label"] == "loaddata diag.json"
         assert data["meta"]["command"] == "loaddata"
         assert data["meta"]["args"] == ["diag.json"]

@@ -434,15 +434,15 @@ class TestAsync:
 
         assert asyncio.run(main()) == 1
 
-    def test_unknown_origin(self, article):
-        """A sync update() run through sync_to_async by hand has no reachable caller."""
+    def test_origin_across_sync_to_async(self, article):
+        """A sync update() run through sync_to_async by hand points at the await."""
 
         async def main():
             await sync_to_async(Article.objects.all().update)(views=1)
 
         with signaltrace.capture() as trace:
             asyncio.run(main())
-        assert only(trace).origin is None
+        assert only(trace).origin.function.endswith("main")
 
 
 @pytest.mark.django_db
@@ -494,15 +494,18 @@ class TestAsyncWarning:
             asyncio.run(main())
         assert (record[0].filename, record[0].lineno) == (__file__, line["at"])
 
-    def test_unknown_origin_warning(self, article, settings):
+    def test_warning_across_sync_to_async(self, article, settings):
+        """The warning of an update() behind a sync_to_async hop points at the await."""
         settings.SIGNALTRACE = {"SKIPPED_WARNING": True}
+        line = {}
 
         async def main():
+            line["at"] = next_line()
             await sync_to_async(Article.objects.all().update)(views=1)
 
         with signaltrace.capture(), pytest.warns(SignalsSkippedWarning) as record:
             asyncio.run(main())
-        assert record[0].filename != __file__
+        assert (record[0].filename, record[0].lineno) == (__file__, line["at"])
 
 
 @pytest.mark.django_db

@@ -57,10 +57,10 @@ def test_modules_were_found():
 NEEDS_REGISTRY = 3
 
 PLAIN_IMPORT = """\
-import sys, traceback
+import importlib, sys, traceback
 from django.core.exceptions import AppRegistryNotReady
 try:
-    import {module}
+    importlib.import_module("{module}")  # migrations' names start with a digit
 except AppRegistryNotReady:
     traceback.print_exc()
     sys.exit({status})
@@ -78,7 +78,9 @@ def test_module_imports_in_a_fresh_interpreter(module):
     """
     plain = run_python(PLAIN_IMPORT.format(module=module, status=NEEDS_REGISTRY))
     if plain.returncode == NEEDS_REGISTRY:
-        after_setup = run_python(f"import django; django.setup(); import {module}")
+        after_setup = run_python(
+            f"import django, importlib; django.setup(); importlib.import_module({module!r})"
+        )
         status, stderr = after_setup.returncode, after_setup.stderr
         assert status == 0, f"import {module} after django.setup() failed:\n{stderr}"
     else:

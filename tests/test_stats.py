@@ -53,6 +53,7 @@ class TestStats:
             "sink_overruns",
             "sink_skipped",
             "queue_dropped",
+            "store_failures",
             "queued",
             "open_captures",
         )

@@ -42,6 +42,8 @@ def make_trace(label="GET /x/ 200", **meta):
     with signaltrace.capture(label=label) as trace:
         view_signal.send(sender="made", marker="made")
     trace.meta.update(meta)
+    if "id" in meta:  # the viewer's id is the trace's own
+        trace.trace_id = meta["id"]
     return trace
 
 
@@ -106,7 +108,10 @@ class TestList:
         assert 'st-request st-has-error"' in html
         assert '<span class="st-status st-s5">500</span>' in html
         assert '<span class="st-status st-s2">200</span>' in html
-        assert re.search(r"<code>tests\.testapp\.signals\.\w+_user_profile</code>", html)
+        assert re.search(
+            r'<code title="tests\.testapp\.signals\.(\w+_user_profile)">\1</code>', html
+        )
+        assert '<span class="st-view">tests.testapp.signals</span>' in html
 
     def test_slow_rows_are_marked(self, client, settings):
         settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None, "SLOW_MS": 1}
@@ -241,6 +246,7 @@ class TestDetail:
         with signaltrace.capture(label="GET /quiet/ 200") as trace:
             pass
         trace.meta.update(id="d" * 32, method="GET", path="/quiet/", status=200)
+        trace.trace_id = "d" * 32
         buffer().emit(trace)
         tid = "d" * 32
         html = client.get(f"{VIEWER}{tid}/").content.decode()
@@ -251,9 +257,11 @@ class TestDetail:
             for _ in range(3):
                 view_signal.send(sender="cap", marker="cap")
         trace.meta.update(id="c" * 32, method="GET", path="/x/", exception="KeyError", status=None)
+        trace.trace_id = "c" * 32
         buffer().emit(trace)
         html = client.get(f"{VIEWER}{'c' * 32}/").content.decode()
-        assert "events were not recorded" in html
+        assert 'id="st-truncated"' in html
+        assert "events in all, past <code>MAX_EVENTS</code> (3)" in html
         assert "The view raised <code>KeyError</code>" in html
 
     def test_async_receivers(self, client):
@@ -282,7 +290,7 @@ class TestJson:
         assert response.headers["Content-Type"] == "application/json"
         data = json.loads(response.content)
         assert data == json.loads(json.dumps(buffer().get(tid).to_dict()))
-        assert data["schema"] == "signaltrace.trace/1"
+        assert data["schema"] == "signaltrace.trace/2"
         assert data["meta"]["id"] == tid
         kwargs = data["dispatches"][0]["kwargs"]
         assert kwargs["password"] == "[redacted]"
@@ -444,12 +452,12 @@ class TestRingBufferSink:
         assert ring.get(f"{2:032x}") is traces[2]
         assert len(ring) == 2
 
-    def test_assigns_an_id(self):
+    def test_keeps_under_the_trace_id(self):
         ring = RingBufferSink()
         trace = make_trace()
         ring.emit(trace)
-        assert re.fullmatch(r"[0-9a-f]{32}", trace.meta["id"])
-        assert ring.get(trace.meta["id"]) is trace
+        assert re.fullmatch(r"[0-9a-f]{32}", trace.trace_id)
+        assert ring.get(trace.trace_id) is trace
 
     def test_re_emit_moves_to_newest(self):
         ring = RingBufferSink(3)
@@ -495,10 +503,10 @@ class TestRingBufferSink:
             try:
                 for i in range(300):
                     clone = signaltrace.Trace(trace.options)
-                    clone.meta["id"] = f"{n:016x}{i:016x}"
+                    clone.trace_id = clone.meta["id"] = f"{n:016x}{i:016x}"
                     ring.emit(clone)
                     ring.traces()
-                    ring.get(clone.meta["id"])
+                    ring.get(clone.trace_id)
             except Exception as err:  # pragma: no cover - the failure we test for
                 errors.append(err)
 
@@ -520,7 +528,7 @@ def test_detail_shows_skipped_receivers(client):
     with signaltrace.capture() as trace:
         User.objects.bulk_create([User(username="bulk-a"), User(username="bulk-b")])
     buffer().emit(trace)
-    response = client.get(f"{VIEWER}{trace.meta['id']}/")
+    response = client.get(f"{VIEWER}{trace.trace_id}/")
     assert response.status_code == 200
     content = response.content.decode()
     assert "Receivers that did not run" in content

@@ -41,6 +41,7 @@ def kept(trace_id, path="/ok/", **meta):
     with signaltrace.capture(label=f"GET {path} 200") as trace:
         view_signal.send(sender="made", marker="made")
     trace.meta.update(id=trace_id, method="GET", path=path, status=200, **meta)
+    trace.trace_id = trace_id
     buffer().emit(trace)
     return trace
 
@@ -136,7 +137,7 @@ def test_unprintable_status_is_an_error_row(client):
 
 def test_error_row_without_an_id(client):
     trace = broken_records("c" * 32)
-    trace.meta["id"] = Unprintable()
+    trace.trace_id = Unprintable()
     response = client.get(VIEWER)
     assert response.status_code == 200
     (row,) = re.findall(

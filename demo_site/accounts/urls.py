@@ -13,5 +13,6 @@ urlpatterns = [
     path("bulk-import/", views.bulk_import, name="bulk_import"),
     path("users/<int:pk>/edit/", views.edit_profile, name="edit_profile"),
     path("users/<int:pk>/welcome/", views.welcome, name="welcome"),
+    path("welcome-all/", views.welcome_all, name="welcome_all"),
     path("users/<int:pk>/delete/", views.delete_user, name="delete_user"),
 ]

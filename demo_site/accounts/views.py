@@ -1,28 +1,29 @@
-"""Views of the demo. None of them mentions signaltrace's capture().
+"""Views of the demo. Only ``welcome_all`` mentions signaltrace's capture().
 
 ``SignalTraceMiddleware`` records every request. Each action remembers the id
 of its own request's trace (and a few notes) in the session and redirects
 home (POST/redirect/GET); the home page then reads that finished trace from
 the ring buffer the viewer also reads, shows its tree, and links to it.
+``welcome_all`` also records its loop in a ``capture(max_events=...)`` of its
+own, too small for it: a truncated trace, which the viewer marks.
 """
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from demo.tracing import current_trace_id, trace_url
-from django.conf import settings
+from demo.tracing import current_trace_id, find_trace, keep_trace, trace_url
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+import signaltrace
 from signaltrace import SkippedDispatch
+from signaltrace._format import location
 from signaltrace.middleware import shown
-from signaltrace.sinks.memory import buffer
 
 from .forms import BulkImportForm, ProfileForm, RegisterForm
 from .models import BackupRecord, Profile
@@ -30,15 +31,29 @@ from .signals import user_welcomed
 
 #: Session key of the last action (label, trace id, notes), shown once by the home page.
 LAST_ACTION = "signaltrace_demo_last_action"
+#: The event budget of welcome_all's own capture: one send_robust to the two
+#: user_welcomed receivers is 3 events, so the second user's does not fit.
+WELCOME_ALL_MAX_EVENTS: Final = 5
+#: How many users welcome_all welcomes at most.
+WELCOME_ALL_USERS: Final = 5
 
 
-def _action(request: HttpRequest, notes: list[str]) -> dict[str, Any]:
-    """What the home page needs to show this request's trace after the redirect."""
+def _action(request: HttpRequest, notes: list[str], **extra: Any) -> dict[str, Any]:
+    """What the home page needs to show this request's trace after the redirect.
+
+    ``extra``: ``results`` (what ``send_robust`` returned, listed under the
+    first note) and ``capture`` (the id of a trace of the view's own).
+    """
     return {
         "label": f"{request.method} {request.path}",
         "trace_id": current_trace_id(),
         "notes": notes,
+        **extra,
     }
+
+
+def _count(number: int, word: str, plural: str = "s") -> str:
+    return f"{number} {word}{'' if number == 1 else plural}"
 
 
 def _qualname(func: object) -> str:
@@ -46,28 +61,59 @@ def _qualname(func: object) -> str:
 
 
 def _where(item: SkippedDispatch) -> str:
-    """The call site of a skipped dispatch, relative to the demo site."""
+    """The call site of a skipped dispatch, as signaltrace writes paths everywhere."""
     origin = item.origin
     if origin is None:
         return ""
-    path = Path(origin.filename)
-    if path.is_relative_to(settings.BASE_DIR):
-        path = path.relative_to(settings.BASE_DIR)
-    return f"{path}:{origin.lineno} in {origin.function}"
+    return f"{location(origin.filename, origin.lineno)} in {origin.function}"
 
 
-def _shown_action(request: HttpRequest, action: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The last action, with its finished trace from the ring buffer (if allowed)."""
-    if action is None or not shown(request):
-        return action
-    trace = buffer().get(action["trace_id"]) if action.get("trace_id") else None
-    if trace is None:  # not recorded, or dropped from the buffer since
-        return action
+#: The characters of the tree-drawing prefix of a line of ``trace.render()``.
+_PREFIX: Final = " │├└─"
+#: Where a receiver call's line says what it raised.
+_RAISED: Final = "  ✗ raised "
+
+
+def tree_lines(trace: signaltrace.Trace) -> list[dict[str, Any]]:
+    """``trace.render()`` line by line, for a ``<pre>`` that wraps long lines.
+
+    Each line has its ``text``, the ``error`` part of a receiver that raised
+    (``✗ raised ...``, highlighted), a ``kind`` (``head``, ``error``,
+    ``skipped``, ``truncated`` or ``""``) and ``hang``: how far a wrapped
+    continuation is indented (the width of the tree's prefix), in characters.
+    """
+    lines = []
+    for number, line in enumerate(trace.render().splitlines()):
+        text, raised, error = line.partition(_RAISED)
+        prefix = len(line) - len(line.lstrip(_PREFIX))
+        kind = "head" if number == 0 else ""
+        if raised:
+            kind = "error"
+        elif line.startswith("⚠ truncated") or line.startswith("…"):
+            kind = "truncated"
+        elif line[prefix:].startswith("⚠"):
+            kind = "skipped"
+        lines.append(
+            {
+                "text": text,
+                "error": f"{raised.lstrip()}{error}" if raised else "",
+                "kind": kind,
+                "hang": prefix + 3,
+            }
+        )
+    return lines
+
+
+def _trace_view(trace_id: str | None) -> dict[str, Any] | None:
+    """What the home page shows of one kept trace, or ``None`` if it is gone."""
+    trace = find_trace(trace_id) if trace_id else None
+    if trace is None or trace_id is None:  # not recorded, or dropped from the buffer since
+        return None
     return {
-        **action,
-        "tree": trace.render(),
-        "url": trace_url(action["trace_id"]),
+        "lines": tree_lines(trace),
+        "url": trace_url(trace_id),
         "errors": len(trace.errors),
+        "truncated": trace.truncated,
         "skipped": [
             {
                 "operation": item.operation,
@@ -80,6 +126,16 @@ def _shown_action(request: HttpRequest, action: dict[str, Any] | None) -> dict[s
             for item in trace.skipped
         ],
     }
+
+
+def _shown_action(request: HttpRequest, action: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last action, with its finished trace from the ring buffer (if allowed)."""
+    if action is None or not shown(request):
+        return action
+    trace = _trace_view(action.get("trace_id"))
+    if trace is None:
+        return action
+    return {**action, "trace": trace, "capture": _trace_view(action.get("capture"))}
 
 
 @require_http_methods(["GET"])
@@ -212,17 +268,58 @@ def edit_profile(request: HttpRequest, pk: int) -> HttpResponse:
 def welcome(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     responses = user_welcomed.send_robust(sender=User, user=user)
-    notes = [f"user_welcomed.send_robust(sender=User, user={user.username!r}) returned:"]
+    results = []
     for receiver, response in responses:
         if isinstance(response, Exception):
-            notes.append(
-                f"{_qualname(receiver)}: raised {type(response).__name__}: {response} "
-                "(swallowed: send_robust returned the exception and the request succeeded; "
-                "without signaltrace, only a log line on the django.dispatch logger tells you)"
-            )
+            outcome = f"raised {type(response).__name__}: {response}"
         else:
-            notes.append(f"{_qualname(receiver)}: returned {response!r}")
-    request.session[LAST_ACTION] = _action(request, notes)
+            outcome = f"returned {response!r}"
+        results.append(
+            {
+                "receiver": _qualname(receiver),
+                "outcome": outcome,
+                "raised": isinstance(response, Exception),
+            }
+        )
+    notes = [
+        f"user_welcomed.send_robust(sender=User, user={user.username!r}) returned "
+        f"{len(results)} (receiver, response) pair{'' if len(results) == 1 else 's'}:",
+    ]
+    if any(result["raised"] for result in results):
+        notes.append(
+            "send_robust() swallowed the exception: it returned it as a response and the "
+            "request succeeded. Without signaltrace, only a log line on the django.dispatch "
+            "logger tells you."
+        )
+    request.session[LAST_ACTION] = _action(request, notes, results=results)
+    return redirect("home")
+
+
+@require_POST
+def welcome_all(request: HttpRequest) -> HttpResponse:
+    """Welcome several users, recording the loop in a capture too small for it."""
+    users = list(User.objects.order_by("pk")[:WELCOME_ALL_USERS])
+    label = f"welcome_all: {len(users)} users, capture(max_events={WELCOME_ALL_MAX_EVENTS})"
+    with signaltrace.capture(label=label, max_events=WELCOME_ALL_MAX_EVENTS) as capped:
+        for user in users:
+            user_welcomed.send_robust(sender=User, user=user)
+    capture_id = keep_trace(capped)  # the viewer lists it next to the request
+    notes = [
+        f"Sent user_welcomed.send_robust() for {len(users)} users, inside "
+        f"signaltrace.capture(max_events={WELCOME_ALL_MAX_EVENTS}).",
+        "The request's own trace (MAX_EVENTS=10,000) recorded every dispatch; the capture "
+        "kept only what fit in its budget: one send_robust() is 3 events (the dispatch and "
+        "its two receiver calls). "
+        + (
+            f"It holds {_count(len(capped.dispatches), 'dispatch', 'es')} and ends with "
+            f"'⚠ truncated': "
+            f"{capped.dropped} events were not recorded. Assertions such as "
+            "assert_not_called() fail on such a trace instead of passing on what it missed."
+            if capped.truncated
+            else "With fewer than two users it was not truncated: register another user."
+        ),
+    ]
+    request.session[LAST_ACTION] = _action(request, notes, capture=capture_id)
     return redirect("home")
 
 

@@ -6,6 +6,9 @@ and keeps the finished trace in the ring buffer under that id, where the
 viewer (``/__signaltrace__/<id>/``) finds it. A page is rendered before its
 response exists, so it cannot read the header: it asks for the id of the
 trace that is recording it instead (``signaltrace.current_trace()``).
+
+:func:`find_trace` and :func:`keep_trace` are the demo's only access to where
+the viewer's traces live (the ring buffer, ``signaltrace.sinks.memory.buffer()``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,25 @@ from django.urls import reverse
 
 import signaltrace
 from signaltrace.middleware import shown
+from signaltrace.sinks.memory import buffer
 
-__all__ = ["current_trace_id", "trace_links", "trace_url"]
+__all__ = ["current_trace_id", "find_trace", "keep_trace", "trace_links", "trace_url"]
+
+
+def find_trace(trace_id: str) -> signaltrace.Trace | None:
+    """The finished trace the viewer shows under ``trace_id``, if it is still kept."""
+    return buffer().get(trace_id)
+
+
+def keep_trace(trace: signaltrace.Trace) -> str:
+    """Hand a trace of our own (a ``capture()`` block) to the viewer; return its id.
+
+    The middleware does this for every request; a capture inside a view is a
+    trace of its own, listed in the viewer as kind ``capture``.
+    """
+    trace.meta.setdefault("id", trace.trace_id)
+    buffer().emit(trace)
+    return str(trace.meta["id"])
 
 
 def current_trace_id() -> str | None:

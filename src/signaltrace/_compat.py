@@ -12,7 +12,14 @@ import django
 from django.db.models import deletion
 from django.dispatch import dispatcher
 
-__all__ = ["DATABASE_ON_DELETE", "DB_CASCADE", "SHAPE", "SUPPORTED", "entry_sender_ref"]
+__all__ = [
+    "COMMIT_HOOK_LOG",
+    "DATABASE_ON_DELETE",
+    "DB_CASCADE",
+    "SHAPE",
+    "SUPPORTED",
+    "entry_sender_ref",
+]
 
 #: How async receivers run: ``"taskgroup"`` on Django 6.1+ (``_run_parallel``,
 #: sync receivers first), ``"gather"`` on 5.2 and 6.0 (``asyncio.gather``).
@@ -24,6 +31,12 @@ SUPPORTED: Final = django.VERSION >= (5, 2)
 DATABASE_ON_DELETE: Final[Any] = getattr(deletion, "DatabaseOnDelete", None)
 #: Django 6.1's ``DB_CASCADE`` rule, or ``None`` before.
 DB_CASCADE: Final[Any] = getattr(deletion, "DB_CASCADE", None)
+#: How ``BaseDatabaseWrapper.on_commit`` and ``run_and_clear_commit_hooks`` log
+#: a robust callback's failure (``signaltrace._commit`` copies them):
+#: ``"exception"`` from 6.1 (``logger.exception`` naming
+#: ``getattr(func, "__qualname__", func)``), ``"error"`` on 5.2 and 6.0 (an
+#: f-string of ``func.__qualname__``, ``logger.error(..., exc_info=True)``).
+COMMIT_HOOK_LOG: Final = "exception" if django.VERSION >= (6, 1) else "error"
 
 
 def entry_sender_ref(entry: tuple[Any, ...]) -> Any:

@@ -14,25 +14,47 @@ import os
 import sys
 import types
 import weakref
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import Any, Final
+
+from asgiref.sync import markcoroutinefunction
 
 from . import context as _ctx
 from . import naming
 from .context import K_CALL, K_OPTIONS, K_TRACES, TraceTarget, current_parent, log_failure
-from .records import D_CALLS, D_EXTRA, D_FLAT, D_SIZE, D_TRACES, REDACTED, ErrorInfo, Origin
+from .records import (
+    C_DISPATCH,
+    C_EXTRA,
+    C_RECEIVER,
+    D_CALLS,
+    D_EXTRA,
+    D_FLAT,
+    D_SIZE,
+    D_TRACES,
+    REDACTED,
+    ErrorInfo,
+    Origin,
+)
 
 __all__ = [
     "admit",
+    "call_dispatch",
+    "call_facts",
+    "call_key",
     "class_info",
+    "current_call_facts",
     "describe",
     "error_info",
     "fail",
     "find_origin",
+    "hop_call",
     "make_origin",
     "new_call",
     "open_dispatch",
     "resolve_receiver",
+    "running_call",
 ]
 
 _FunctionType: Final = types.FunctionType
@@ -201,7 +223,8 @@ def _classify(code: types.CodeType) -> int:
     if filename.startswith(_INTERNAL_DIRS[2]) and code.co_name == "thread_handler":
         # asgiref's sync_to_async worker: the frames below belong to whatever the
         # thread was doing (under a sync test client, the test itself), not to
-        # the async code that awaited. Stop rather than point somewhere wrong.
+        # the async code that awaited. Stop there, and take the awaiting code's
+        # origin that hop_call() carried across (or none, never a wrong frame).
         kind = _BOUNDARY
     elif (
         filename.startswith(_INTERNAL_DIRS)
@@ -231,9 +254,53 @@ def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | N
         if kind == _EXTERNAL:
             return (code, frame.f_lasti)
         if kind == _BOUNDARY:
-            return None
+            return HOP_ORIGIN.get()
         frame = frame.f_back
     return None
+
+
+#: What :func:`find_origin` found for the code that awaited the ``sync_to_async``
+#: hop this flow runs behind (asgiref runs the function in a copy of the
+#: awaiting context, so the worker thread sees it), or None.
+HOP_ORIGIN: Final[ContextVar[tuple[types.CodeType, int] | None]] = ContextVar(
+    "signaltrace_hop_origin", default=None
+)
+
+
+def hop_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    """asgiref's ``SyncToAsync.__call__``, carrying the caller's origin into the thread.
+
+    While no capture is open it only calls ``original``. While one is, the origin
+    of the code calling ``sync_to_async(func)(...)`` (``acreate()``'s caller, or
+    the async view that wraps ``send_robust``) is found when the hop starts and
+    set in :data:`HOP_ORIGIN` while the hop runs, so a dispatch sent in the
+    thread, whose own stack reaches only asgiref's ``thread_handler``, gets it.
+    A plain function returning the coroutine (marked as a coroutine function,
+    like the original): the hop gets no frame of its own unless one is found.
+    """
+
+    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _ctx.CAPTURING:
+            return original(self, *args, **kwargs)
+        found = find_origin(sys._getframe(1))
+        if found is None:
+            return original(self, *args, **kwargs)
+        return _hop(original(self, *args, **kwargs), found)
+
+    __call__.__qualname__ = getattr(original, "__qualname__", "__call__")
+    __call__.__doc__ = original.__doc__
+    __call__.__wrapped__ = original  # type: ignore[attr-defined]
+    return markcoroutinefunction(__call__)
+
+
+async def _hop(coro: Coroutine[Any, Any, Any], found: tuple[types.CodeType, int]) -> Any:
+    __tracebackhide__ = True  # pytest
+    __traceback_hide__ = True  # Django's debug page
+    token = HOP_ORIGIN.set(found)
+    try:
+        return await coro
+    finally:
+        HOP_ORIGIN.reset(token)
 
 
 def make_origin(found: tuple[types.CodeType, int] | None) -> Origin | None:
@@ -362,10 +429,80 @@ def fail(
     extra = dispatch[D_EXTRA]
     if extra is None:
         extra = dispatch[D_EXTRA] = {}
-    facts: dict[str, Any] = {"end": end_ns, "error": error_info(exc)}
+    facts = extra.get(index)
+    if facts is None:
+        facts = extra[index] = {}
+    facts["error"] = error_info(exc)
     if db is not None:
         facts["db_end"] = (queries.n, len(db.run_on_commit))
-    extra[index] = facts
+    facts["end"] = end_ns  # last: readers take "end" to mean the other facts are there
+
+
+# -- the receiver call running now ------------------------------------------------
+
+
+def running_call(cursor: list[Any] | None) -> Any:
+    """The raw receiver call running now in this flow, or ``None`` (none, or at the top).
+
+    In the form a dispatch's ``D_PARENT`` takes: a ``(raw dispatch, flat index)``
+    pair while a sync loop's receiver runs (the running call is index
+    ``len(D_FLAT) // 2 - 1``), else a raw call list (async receivers, ``asend``'s
+    thread, blinker). Not for the hot path: for facts attached to a call while
+    it runs (a Celery task it publishes, an ``on_commit`` callback it registers).
+    """
+    if cursor is None:
+        return None
+    call = cursor[K_CALL]
+    if call is not None and type(call) is dict:
+        call = current_parent(cursor)  # Django 6.1's shared TaskGroup context
+    if call is None:
+        return None
+    if len(call) == D_SIZE:
+        flat = call[D_FLAT]
+        if flat is None or len(flat) % 2:  # no sync call running (the loop has ended)
+            return None
+        return (call, len(flat) // 2 - 1)
+    return call
+
+
+def call_dispatch(call: Any) -> list[Any]:
+    """The raw dispatch of a call :func:`running_call` returned."""
+    return call[0] if type(call) is tuple else call[C_DISPATCH]  # type: ignore[no-any-return]
+
+
+def call_key(call: Any) -> Any:
+    """The receiver key (see :func:`resolve_receiver`) of a call :func:`running_call` returned."""
+    if type(call) is tuple:
+        dispatch, index = call
+        return dispatch[D_FLAT][2 * index]
+    return call[C_RECEIVER]
+
+
+def call_facts(call: Any) -> dict[str, Any]:
+    """The facts dict of a call :func:`running_call` returned, created if needed.
+
+    ``D_EXTRA[index]`` of a flat call (shared with :func:`fail`: ``"end"`` and
+    ``"error"`` are set only when it raised), else the call list's ``C_EXTRA``.
+    """
+    if type(call) is tuple:
+        dispatch, index = call
+        extra = dispatch[D_EXTRA]
+        if extra is None:
+            extra = dispatch[D_EXTRA] = {}
+        facts = extra.get(index)
+        if facts is None:
+            facts = extra[index] = {}
+        return facts  # type: ignore[no-any-return]
+    facts = call[C_EXTRA]
+    if facts is None:
+        facts = call[C_EXTRA] = {}
+    return facts  # type: ignore[no-any-return]
+
+
+def current_call_facts(cursor: list[Any] | None) -> dict[str, Any] | None:
+    """The facts dict of the receiver call running now (created if needed), or ``None``."""
+    call = running_call(cursor)
+    return None if call is None else call_facts(call)
 
 
 def admit(
@@ -416,6 +553,7 @@ def open_dispatch(
             parent,
             (),
             receivers,
+            None,
             None,
             None,
             None,

@@ -1,4 +1,4 @@
-"""Always-on receiver metrics: the hot-path side.
+"""Always-on receiver metrics: the hot-path side, and the raw read of the aggregates.
 
 With ``SIGNALTRACE["METRICS"]`` on, every dispatch in the process updates
 per-receiver aggregates, whether or not a capture is open:
@@ -14,15 +14,36 @@ per-receiver aggregates, whether or not a capture is open:
 :data:`STATE` is checked once per dispatch that has receivers: it is refreshed
 when Django's settings object changes (``override_settings``, pytest-django's
 ``settings`` fixture) and whenever a capture opens (a new ``SIGNALTRACE`` dict).
-Reading the aggregates is :mod:`signaltrace.metrics`.
+
+**What the hot path does.** An aggregate exists per (receiver label, signal
+name). Each signal has a table, ``id(function) -> append`` of the pending list
+of that function's aggregate for that signal; :func:`observe` looks each
+receiver up there and appends its duration: no lock, no name, no histogram.
+Appending to a list is atomic, so concurrent dispatches need no lock;
+:func:`fold` (under :data:`_LOCK`) moves the queued durations into the counts
+and histograms, every :data:`FOLD_EVERY_NS` at most and before any read,
+taking only the items that were there when it started (a duration appended
+meanwhile stays queued). Everything else (creating an aggregate, a receiver
+that raised, :func:`observe_dispatch`) is rare or off the fast path and runs
+under the lock.
+
+Signals in ``IGNORE_SIGNALS`` are not aggregated (their table takes nothing),
+as they are never recorded in traces.
+
+Reading the aggregates is :func:`collect`; presenting them (percentiles,
+merging processes, OpenTelemetry) is :mod:`signaltrace.metrics`.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import os
 import threading
+import time
 import types
 import weakref
+from collections.abc import Iterable
 from typing import Any, Final
 
 from django.conf import settings
@@ -44,7 +65,21 @@ from .records import (
     D_SIGNAL,
 )
 
-__all__ = ["SETTINGS_DICT", "STATE", "fold", "observe", "observe_dispatch", "refresh", "reset"]
+__all__ = [
+    "AGGREGATES",
+    "BUCKETS",
+    "SETTINGS_DICT",
+    "STATE",
+    "bucket_bounds",
+    "collect",
+    "fold",
+    "observe",
+    "observe_dispatch",
+    "placement",
+    "refresh",
+    "reset",
+    "since",
+]
 
 #: ``LazySettings``' own ``__dict__``: its ``"_wrapped"`` entry is replaced by
 #: ``override_settings`` (and cleared when settings are reconfigured).
@@ -53,20 +88,42 @@ SETTINGS_DICT: Final[dict[str, Any]] = settings.__dict__
 #: ``[settings object seen, metrics on, cursor for untraced dispatches or None]``.
 STATE: Final[list[Any]] = [object(), False, None]
 
-_LOCK: Final = threading.Lock()
+#: Guards the aggregates' counts (not the fast path's appends); replaced in a forked child.
+_LOCK = threading.Lock()
 
-#: Receiver calls queued by :func:`observe` since the last :func:`fold`.
-_PENDING: Final = [0]
-FOLD_EVERY: Final = 4096
-
-#: receiver label -> ``[calls, errors, total_ns, queries or None, histogram, location, signals]``
-AGGREGATES: dict[str, list[Any]] = {}
-#: signal name -> ``[name, dispatches]``
-DISPATCHES: dict[str, list[Any]] = {}
+#: When :func:`observe` folds next (``perf_counter_ns``): at most every
+#: :data:`FOLD_EVERY_NS`, which bounds what is queued to what a process can call
+#: in that time (a few hundred kilobytes at most).
+_NEXT_FOLD: Final = [0]
+FOLD_EVERY_NS: Final = 100_000_000
 
 #: Histogram buckets: bucket ``b`` counts durations of ``b`` bits, from
 #: ``2**(b-1)`` up to ``2**b`` ns (a duration in ns has at most 64 bits).
 BUCKETS: Final = 65
+
+# An aggregate, per (receiver label, signal name):
+A_CALLS: Final = 0  # receiver calls, every outcome (folded)
+A_ERRORS: Final = 1  # calls that raised
+A_TOTAL: Final = 2  # ns in all calls (folded)
+A_QUERIES: Final = 3  # statements run by the calls counted (RECORD_DB), or None
+A_HISTOGRAM: Final = 4  # BUCKETS counts of every call's duration (folded)
+A_LOCATION: Final = 5  # "file:line" of the receiver, or None
+A_SIGNAL: Final = 6  # the signal's name
+A_RECEIVER: Final = 7  # the receiver's label
+A_PENDING: Final = 8  # durations queued by observe(), not folded yet
+A_ERROR_TOTAL: Final = 9  # ns in the calls that raised
+A_ERROR_HISTOGRAM: Final = 10  # BUCKETS counts of the calls that raised
+A_QUERIED: Final = 11  # calls whose statements were counted
+
+#: (receiver label, signal name) -> aggregate (see ``A_*``).
+AGGREGATES: Final[dict[tuple[str, str], list[Any]]] = {}
+#: signal name -> ``[name, {id(function): append}]`` (see :func:`observe`).
+DISPATCHES: Final[dict[str, list[Any]]] = {}
+
+#: Epoch seconds when the aggregates started (metrics first on) or were last reset.
+_SINCE: Final[list[float | None]] = [None]
+#: Incremented by :func:`reset` (and in a forked child): readers of deltas start over.
+_GENERATION: Final = [0]
 
 
 class _Discard:
@@ -88,6 +145,20 @@ class _Discard:
         return not skipped
 
 
+class _Ignored(dict[int, Any]):
+    """The table of a signal in ``IGNORE_SIGNALS``: every receiver adds to nothing."""
+
+    def get(self, key: int, default: Any = None) -> Any:
+        return _NOTHING
+
+
+#: Takes one argument and does nothing with it (a C function: cheap).
+_NOTHING: Final = frozenset().__contains__
+_IGNORED: Final = _Ignored()
+#: The ``IGNORE_SIGNALS`` of the last refresh.
+_ignored: list[frozenset[object]] = [frozenset()]
+
+
 def refresh() -> bool:
     """Re-read ``METRICS`` from the settings; whether metrics are on."""
     STATE[0] = SETTINGS_DICT.get("_wrapped")
@@ -96,6 +167,11 @@ def refresh() -> bool:
         if on:
             options = current_options()
             STATE[2] = [(_Discard(options),), None, options]
+            if options.ignored != _ignored[0]:
+                _ignored[0] = options.ignored
+                _SIGNALS.clear()  # each signal's table is chosen again
+            if _SINCE[0] is None:
+                _SINCE[0] = time.time()
     except Exception as err:  # settings not configured, or broken
         log_failure("METRICS setting", err)
         on = False
@@ -104,64 +180,91 @@ def refresh() -> bool:
 
 
 def _entry(label: str, filename: str | None, lineno: int | None, signal: str) -> list[Any]:
-    """``[calls, errors, total ns, queries, histogram, location, {signals}, last signal,
-    durations not folded yet]``."""
-    entry = AGGREGATES.get(label)
+    """The aggregate of ``label`` for ``signal``, created if needed."""
+    key = (label, signal)
+    entry = AGGREGATES.get(key)
     if entry is None:
         location = f"{filename}:{lineno}" if filename else None
-        entry = AGGREGATES[label] = [0, 0, 0, None, [0] * BUCKETS, location, {}, None, []]
-    entry[6][signal] = None
-    entry[7] = signal
+        new = [0, 0, 0, None, [0] * BUCKETS, location, signal, label, [], 0, [0] * BUCKETS, 0]
+        entry = AGGREGATES.setdefault(key, new)  # atomic: two threads get the same one
     return entry
 
 
 def _add(entry: list[Any], duration: int, failed: bool, queries: int | None) -> None:
-    entry[0] += 1
+    """Count one call (under :data:`_LOCK`)."""
+    entry[A_CALLS] += 1
+    entry[A_TOTAL] += duration
+    entry[A_HISTOGRAM][duration.bit_length()] += 1
     if failed:
-        entry[1] += 1
-    entry[2] += duration
+        _add_error(entry, duration)
     if queries is not None:
-        entry[3] = (entry[3] or 0) + queries
-    entry[4][duration.bit_length()] += 1
+        entry[A_QUERIES] = (entry[A_QUERIES] or 0) + queries
+        entry[A_QUERIED] += 1
 
 
-#: id(signal) -> (weak reference, name); id(function receiver) -> (weak reference,
-#: {signal name: aggregate}). Entries go when their object dies, so a hit while
-#: the object is alive is its own.
-_SIGNAL_NAMES: dict[int, list[Any]] = {}
-_FAST: dict[int, list[Any]] = {}
-_REFS: list[Any] = []
+def _add_error(entry: list[Any], duration: int) -> None:
+    entry[A_ERRORS] += 1
+    entry[A_ERROR_TOTAL] += duration
+    entry[A_ERROR_HISTOGRAM][duration.bit_length()] += 1
 
 
-def _forget(table: dict[int, Any], key: int, ref: Any) -> None:
-    table.pop(key, None)
+#: id(signal) -> its ``DISPATCHES`` counter, while the signal lives (its weak
+#: reference, whose callback forgets it, is kept in ``_SIGNAL_REFS``).
+_SIGNALS: Final[dict[int, list[Any]]] = {}
+_SIGNAL_REFS: Final[dict[int, Any]] = {}
+#: id(function receiver) -> its weak reference (the callback takes the function
+#: out of every signal's table when it dies, so a hit is always the live function).
+_FUNCTION_REFS: Final[dict[int, Any]] = {}
+
+
+def _signal_gone(key: int, ref: Any) -> None:
+    if _SIGNAL_REFS.get(key) is ref:
+        _SIGNAL_REFS.pop(key, None)
+        _SIGNALS.pop(key, None)
+
+
+def _function_gone(key: int, ref: Any) -> None:
+    if _FUNCTION_REFS.get(key) is ref:
+        _FUNCTION_REFS.pop(key, None)
+        for counter in list(DISPATCHES.values()):
+            counter[1].pop(key, None)
 
 
 def _signal_counter(signal: Any) -> list[Any]:
-    """``[name, dispatches]`` of a signal, cached while it lives."""
+    """``[name, table]`` of a signal, cached while it lives."""
     key = id(signal)
-    counter = _SIGNAL_NAMES.get(key)
+    name = naming.signal_label(signal)[0]
+    counter = DISPATCHES.get(name)
     if counter is None:
-        name = naming.signal_label(signal)[0]
-        counter = DISPATCHES.setdefault(name, [name, 0])
-        try:
-            _REFS.append(weakref.ref(signal, functools.partial(_forget, _SIGNAL_NAMES, key)))
-        except TypeError:  # not weakly referenceable: not cached
-            return counter
-        _SIGNAL_NAMES[key] = counter
+        counter = DISPATCHES.setdefault(name, [name, {}])
+    if signal in _ignored[0]:
+        counter[1] = _IGNORED
+    elif counter[1] is _IGNORED:
+        counter[1] = {}
+    try:
+        ref = weakref.ref(signal, functools.partial(_signal_gone, key))
+    except TypeError:  # not weakly referenceable: not cached
+        return counter
+    _SIGNAL_REFS[key] = ref
+    _SIGNALS[key] = counter
     return counter
 
 
-def _fast_entry(receiver: Any, name: str) -> list[Any]:
-    """The aggregate of ``receiver`` (noting ``name`` among its signals), cached per live function."""
+def _receiver_add(receiver: Any, counter: list[Any]) -> Any:
+    """The ``append`` of ``receiver``'s queue for ``counter``'s signal; a function's is
+    kept in the signal's table (other receivers, such as bound methods, are new
+    objects at each dispatch, and are looked up again each time)."""
     label, filename, lineno, _identity = describe(receiver)
-    entry = _entry(label, filename, lineno, name)
-    if type(receiver) is types.FunctionType:
+    add = _entry(label, filename, lineno, counter[0])[A_PENDING].append
+    table = counter[1]
+    if type(receiver) is types.FunctionType and table is not _IGNORED:
         key = id(receiver)
-        if key not in _FAST:
-            _REFS.append(weakref.ref(receiver, functools.partial(_forget, _FAST, key)))
-        _FAST[key] = entry
-    return entry
+        if key not in _FUNCTION_REFS:
+            _FUNCTION_REFS[key] = weakref.ref(receiver, functools.partial(_function_gone, key))
+        table[key] = add
+    elif table is _IGNORED:
+        return _NOTHING
+    return add
 
 
 def observe(
@@ -170,48 +273,65 @@ def observe(
     """Add one dispatch's sync receivers: ``times`` holds the receiver boundaries.
 
     ``times[i]`` is when receiver ``i`` started and ``times[i + 1]`` when it
-    ended; ``failed`` lists the indices of receivers that raised.
+    ended; ``failed`` lists the indices of receivers that raised (and then
+    ``times`` may stop at the one that raised).
     """
     try:
-        counter = _SIGNAL_NAMES.get(id(signal)) or _signal_counter(signal)
-        name = counter[0]
-        fast = _FAST
-        with _LOCK:
-            counter[1] += 1
-            start = times[0]
-            for i in range(len(times) - 1):
-                end = times[i + 1]
-                entry = fast.get(id(receivers[i]))
-                if entry is None or entry[7] is not name:
-                    entry = _fast_entry(receivers[i], name)
-                entry[8].append(end - start)
-                start = end
-            if failed is not None:
-                for i in failed:
-                    _fast_entry(receivers[i], name)[1] += 1
-            _PENDING[0] += len(times) - 1
-            if _PENDING[0] >= FOLD_EVERY:
+        counter = _SIGNALS.get(id(signal)) or _signal_counter(signal)
+        if failed is not None:
+            _observe_failed(counter, receivers, times, failed)
+            return
+        get = counter[1].get
+        start = end = times[0]
+        i = 0
+        for receiver in receivers:
+            add = get(id(receiver))
+            if add is None:
+                add = _receiver_add(receiver, counter)
+            i += 1  # noqa: SIM113 - cheaper than enumerate() (measured)
+            end = times[i]
+            add(end - start)
+            start = end
+        if end >= _NEXT_FOLD[0] and _LOCK.acquire(blocking=False):
+            try:
                 fold()
+            finally:
+                _LOCK.release()
     except Exception as err:
         log_failure("metrics", err)
+
+
+def _observe_failed(
+    counter: list[Any], receivers: list[Any], times: list[int], failed: list[int]
+) -> None:
+    """:func:`observe` for a dispatch in which receivers raised (under the lock)."""
+    if counter[1] is _IGNORED:
+        return
+    name = counter[0]
+    with _LOCK:
+        for i in range(len(times) - 1):
+            label, filename, lineno, _identity = describe(receivers[i])
+            _add(_entry(label, filename, lineno, name), times[i + 1] - times[i], i in failed, None)
 
 
 def fold() -> None:
     """Move the durations :func:`observe` queued into the counts and histograms.
 
-    Called under :data:`_LOCK`: by :func:`observe` every :data:`FOLD_EVERY`
-    receiver calls, and before the aggregates are read.
+    Called under :data:`_LOCK`: by :func:`observe` every :data:`FOLD_EVERY_NS`
+    at most, and by :func:`collect` before the aggregates are read.
     """
-    _PENDING[0] = 0
-    for entry in AGGREGATES.values():
-        pending = entry[8]
-        if pending:
-            entry[0] += len(pending)
-            entry[2] += sum(pending)
-            histogram = entry[4]
-            for duration in pending:
-                histogram[duration.bit_length()] += 1
-            pending.clear()
+    _NEXT_FOLD[0] = time.perf_counter_ns() + FOLD_EVERY_NS
+    for entry in list(AGGREGATES.values()):
+        pending = entry[A_PENDING]
+        n = len(pending)
+        if n:
+            chunk = pending[:n]
+            del pending[:n]  # what was appended since stays queued
+            entry[A_CALLS] += n
+            entry[A_TOTAL] += sum(chunk)
+            histogram = entry[A_HISTOGRAM]
+            for bucket, count in collections.Counter(map(int.bit_length, chunk)).items():
+                histogram[bucket] += count
 
 
 def observe_dispatch(dispatch: list[Any]) -> None:
@@ -220,13 +340,12 @@ def observe_dispatch(dispatch: list[Any]) -> None:
         ref = dispatch[D_SIGNAL]
         signal = ref() if type(ref) is not tuple else None
         if signal is not None:
-            counter = _SIGNAL_NAMES.get(id(signal)) or _signal_counter(signal)
+            counter = _SIGNALS.get(id(signal)) or _signal_counter(signal)
         else:
             name = ref[0] if type(ref) is tuple else "<dead signal>"
-            counter = DISPATCHES.setdefault(name, [name, 0])
+            counter = DISPATCHES.setdefault(name, [name, {}])
         name = counter[0]
         with _LOCK:
-            counter[1] += 1
             flat = dispatch[D_FLAT]
             if flat is not None:
                 extra = dispatch[D_EXTRA] or {}
@@ -266,11 +385,102 @@ def observe_dispatch(dispatch: list[Any]) -> None:
         log_failure("metrics", err)
 
 
-def reset() -> None:
-    """Forget every aggregate."""
+# -- reading ---------------------------------------------------------------------
+
+
+def collect() -> list[dict[str, Any]]:
+    """A folded copy of every aggregate, one dict per (receiver, signal).
+
+    Keys: ``receiver``, ``signal``, ``location``, ``calls``, ``errors``,
+    ``total_ns``, ``queries`` (``None`` unless some call's statements were
+    counted), ``queried_calls``, ``histogram`` and ``error_histogram``
+    (:data:`BUCKETS` counts each), ``error_total_ns``.
+    """
     with _LOCK:
-        AGGREGATES.clear()
-        DISPATCHES.clear()
-        _SIGNAL_NAMES.clear()
-        _FAST.clear()
-        _PENDING[0] = 0
+        fold()
+        return [
+            {
+                "receiver": entry[A_RECEIVER],
+                "signal": entry[A_SIGNAL],
+                "location": entry[A_LOCATION],
+                "calls": entry[A_CALLS],
+                "errors": entry[A_ERRORS],
+                "total_ns": entry[A_TOTAL],
+                "queries": entry[A_QUERIES],
+                "queried_calls": entry[A_QUERIED],
+                "histogram": list(entry[A_HISTOGRAM]),
+                "error_total_ns": entry[A_ERROR_TOTAL],
+                "error_histogram": list(entry[A_ERROR_HISTOGRAM]),
+            }
+            for entry in list(AGGREGATES.values())
+            if entry[A_CALLS]
+        ]
+
+
+def bucket_bounds(bucket: int) -> tuple[int, int]:
+    """``(low, width)`` in ns of histogram bucket ``bucket``: it holds ``[low, low + width)``."""
+    if bucket <= 0:
+        return 0, 0
+    low = 1 << (bucket - 1)
+    return low, low
+
+
+def placement(counts: Iterable[tuple[int, int]], total_ns: int) -> tuple[float, float]:
+    """Where the calls sit inside their buckets, given ``(bucket, calls)`` pairs and
+    their exact total: ``(fraction, spread)``.
+
+    The model: the calls of each bucket are spread evenly over ``spread`` of its
+    width, centred ``fraction`` of the way up, the same for every bucket, with
+    ``fraction`` chosen so that the calls add up to ``total_ns`` (the widest such
+    spread that stays inside the buckets). Calls spread evenly over whole
+    buckets give ``(0.5, 1.0)``, plain linear interpolation; the closer the
+    calls' mean is to a bucket's edge, the narrower the spread.
+    """
+    low_sum = width_sum = 0
+    for bucket, calls in counts:
+        low, width = bucket_bounds(bucket)
+        low_sum += low * calls
+        width_sum += width * calls
+    if not width_sum:
+        return 0.5, 1.0
+    fraction = min(max((total_ns - low_sum) / width_sum, 0.0), 1.0)
+    return fraction, 2 * min(fraction, 1.0 - fraction)
+
+
+def since() -> float | None:
+    """Epoch seconds when the aggregates started (metrics first on) or were last reset."""
+    return _SINCE[0]
+
+
+def generation() -> int:
+    """How many times the aggregates were reset (readers of deltas start over when it changes)."""
+    return _GENERATION[0]
+
+
+def reset() -> None:
+    """Forget every aggregate; :func:`since` is now."""
+    with _LOCK:
+        _forget_all()
+        _SINCE[0] = time.time()
+
+
+def _forget_all() -> None:
+    AGGREGATES.clear()
+    DISPATCHES.clear()
+    _SIGNALS.clear()
+    _SIGNAL_REFS.clear()
+    _FUNCTION_REFS.clear()
+    _GENERATION[0] += 1
+
+
+def _after_fork_in_child() -> None:
+    """A forked child counts its own calls from now (the parent's stay the parent's)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _forget_all()
+    if _SINCE[0] is not None:
+        _SINCE[0] = time.time()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -34,7 +34,7 @@ from ._compat import SHAPE
 from ._hotpath import describe, error_info, fail, new_call, open_dispatch
 from ._metrics import SETTINGS_DICT
 from .context import CURSOR, K_CALL, K_OPTIONS, wants_empty
-from .records import C_END, C_ERROR, C_START, D_DB, D_END, D_FLAT, D_START, D_TRACES
+from .records import C_END, C_ERROR, C_START, D_DB, D_END, D_FLAT, D_SQL, D_START, D_TRACES
 
 __all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
 
@@ -111,6 +111,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     append = flat.append
     db: Any = None
     queries: Any = None
+    sql: Any = None
     if options.record_db and sync_receivers:
         db = _db.probe(named)
         if db is not None:
@@ -119,6 +120,13 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             dispatch[D_DB] = boundaries
             db_append = boundaries.append
             queries = _db.QUERIES
+            if options.record_sql:
+                # RECORD_SQL: this thread's statement entries, and their number
+                # at each boundary (where the running call's own entries start).
+                sql_state, sql_saved = _db.open_sql(options)
+                statements = sql_state[0]
+                sql = dispatch[D_SQL] = [statements]
+                sql_append = sql.append
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
@@ -127,6 +135,9 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
                 db_append(db.in_atomic_block)
+                if sql is not None:
+                    sql_state[1] = at = len(statements)
+                    sql_append(at)
             append(perf_counter_ns())
             try:
                 response = receiver(signal=self, sender=sender, **named)
@@ -135,12 +146,18 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 if db is not None:
                     db_append(queries.n)
                     db_append(len(db.run_on_commit))
+                    if sql is not None:
+                        sql_state[1] = at = len(statements)
+                        sql_append(at)
                 raise
             responses.append((receiver, response))
         append(perf_counter_ns())
         if db is not None:
             db_append(queries.n)
             db_append(len(db.run_on_commit))
+            if sql is not None:
+                sql_state[1] = at = len(statements)
+                sql_append(at)
         own[K_CALL] = None
         if async_receivers:
             asend = async_runner(
@@ -149,6 +166,8 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
     finally:
         CURSOR.reset(token)
+        if sql is not None:
+            _db.close_sql(sql_state, sql_saved, dispatch)
         dispatch[D_END] = perf_counter_ns()
         if _metrics.STATE[1]:
             _metrics.observe_dispatch(dispatch)
@@ -233,6 +252,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     append = flat.append
     db: Any = None
     queries: Any = None
+    sql: Any = None
     if options.record_db and sync_receivers:
         db = _db.probe(named)
         if db is not None:
@@ -241,6 +261,13 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             dispatch[D_DB] = boundaries
             db_append = boundaries.append
             queries = _db.QUERIES
+            if options.record_sql:
+                # RECORD_SQL: this thread's statement entries, and their number
+                # at each boundary (where the running call's own entries start).
+                sql_state, sql_saved = _db.open_sql(options)
+                statements = sql_state[0]
+                sql = dispatch[D_SQL] = [statements]
+                sql_append = sql.append
     token = CURSOR.set(own)
     try:
         for receiver in sync_receivers:
@@ -249,6 +276,9 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
                 db_append(db.in_atomic_block)
+                if sql is not None:
+                    sql_state[1] = at = len(statements)
+                    sql_append(at)
             append(perf_counter_ns())
             try:
                 response = receiver(signal=self, sender=sender, **named)
@@ -261,6 +291,9 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 if db is not None:
                     db_append(queries.n)
                     db_append(len(db.run_on_commit))
+                    if sql is not None:
+                        sql_state[1] = at = len(statements)
+                        sql_append(at)
                 raise
             else:
                 responses.append((receiver, response))
@@ -268,6 +301,9 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         if db is not None:
             db_append(queries.n)
             db_append(len(db.run_on_commit))
+            if sql is not None:
+                sql_state[1] = at = len(statements)
+                sql_append(at)
         own[K_CALL] = None
         if async_receivers:
             asend = async_runner(
@@ -276,6 +312,8 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
     finally:
         CURSOR.reset(token)
+        if sql is not None:
+            _db.close_sql(sql_state, sql_saved, dispatch)
         dispatch[D_END] = perf_counter_ns()
         if _metrics.STATE[1]:
             _metrics.observe_dispatch(dispatch)
@@ -332,12 +370,18 @@ def _sync_part(
         responses = []
         own = [dispatch[D_TRACES], None, options]
         db = _db.probe(named) if options.record_db else None
+        sql = db is not None and options.record_sql
+        if sql:
+            sql_state, sql_saved = _db.open_sql(options)
+            statements = sql_state[0]
         token = CURSOR.set(own)
         try:
             for receiver in receivers:
                 call = own[K_CALL] = new_call(receiver, False, dispatch)
                 if db is not None:
                     before = _db.snapshot(db)
+                    if sql:
+                        sql_state[1] = at = len(statements)
                 call[C_START] = perf_counter_ns()
                 try:
                     response = receiver(signal=self, sender=sender, **named)
@@ -346,6 +390,8 @@ def _sync_part(
                     call[C_ERROR] = error_info(err)
                     if db is not None:
                         _db.record(db, call, before)
+                        if sql:
+                            _db.record_sql(call, statements, at)
                     if not robust:
                         raise
                     self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
@@ -355,14 +401,22 @@ def _sync_part(
                     call[C_ERROR] = error_info(exc)
                     if db is not None:
                         _db.record(db, call, before)
+                        if sql:
+                            _db.record_sql(call, statements, at)
                     raise
                 else:
                     call[C_END] = perf_counter_ns()
                     if db is not None:
                         _db.record(db, call, before)
+                        if sql:
+                            _db.record_sql(call, statements, at)
                     responses.append((receiver, response))
+                if sql:
+                    sql_state[1] = len(statements)
         finally:
             CURSOR.reset(token)
+            if sql:
+                _db.close_sql(sql_state, sql_saved)
         return responses
 
     return sync_send_traced

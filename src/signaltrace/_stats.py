@@ -33,6 +33,7 @@ KEYS: Final = (
     "sink_overruns",
     "sink_skipped",
     "queue_dropped",
+    "store_failures",
     "queued",
     "open_captures",
 )
@@ -45,6 +46,7 @@ COUNTED: Final = (
     "sink_overruns",
     "sink_skipped",
     "queue_dropped",
+    "store_failures",
 )
 
 _lock = threading.Lock()
@@ -94,6 +96,9 @@ def stats() -> dict[str, int]:
     - ``queue_dropped``: traces that never reached the background sinks
       because their queue was full (:setting:`SINK_QUEUE_SIZE`) or the worker
       thread could not be started.
+    - ``store_failures``: calls of the trace store (:setting:`STORE`) that
+      failed: saving a trace (Redis down, the table missing) or reading one
+      for the viewer; also counted in ``internal_failures``.
     - ``queued``: traces waiting for the background sinks now.
     - ``open_captures``: captures open now, in any thread (request traces
       included).

@@ -61,7 +61,7 @@ class capture:
         task while open, including those with captures of their own (for a live
         server in tests, whose requests the middleware traces separately).
     :param label: a name for the trace (shown by ``render()``).
-    :param kind: what the trace records, one of :data:`signaltrace.traces.KINDS`
+    :param kind: what the trace records, one of ``signaltrace.traces.KINDS``
         (the middleware opens ``"request"`` traces, the Celery integration
         ``"task"`` ones).
     :param parent: the trace that caused this one, ``{"trace_id": ..., "receiver": ...}``.

@@ -12,6 +12,7 @@ Per-request tracing (tag ``compatibility``):
 - ``signaltrace.W100``: the middleware is not first in ``MIDDLEWARE``.
 - ``signaltrace.E100``: ``SHOW_CALLBACK`` does not import.
 - ``signaltrace.E101``: a ``SINKS`` entry does not import or is not a sink.
+- ``signaltrace.E102``: ``STORE`` does not import.
 
 Receivers (tag ``signals``):
 
@@ -110,6 +111,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     - ``signaltrace.W100``: the middleware is not first in ``MIDDLEWARE``.
     - ``signaltrace.E100``: ``SHOW_CALLBACK`` does not import.
     - ``signaltrace.E101``: a ``SINKS`` entry does not import or is not a sink.
+    - ``signaltrace.E102``: ``STORE`` does not import.
 
     .. versionadded:: 0.1.0
     """
@@ -152,6 +154,18 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                     id="signaltrace.E101",
                 )
             )
+    store = config["STORE"]
+    try:
+        import_string(store)
+    except ImportError as err:
+        messages.append(
+            Error(
+                f"SIGNALTRACE['STORE'] {store!r} does not import: {err}",
+                hint="Give the dotted path of a store class, such as "
+                "'signaltrace.stores.CacheStore'. Until then no trace is kept for the viewer.",
+                id="signaltrace.E102",
+            )
+        )
     return messages
 
 

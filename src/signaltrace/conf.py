@@ -16,6 +16,7 @@ import inspect
 import math
 import sys
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from django.conf import settings
@@ -45,6 +46,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "RECORD_EMPTY": False,
     "RECORD_ORIGIN": True,
     "RECORD_DB": None,
+    "RECORD_SQL": None,
+    "RECORD_SQL_PARAMS": False,
     "MAX_EVENTS": 10_000,
     "REDACT": ("password", "secret", "token", "key", "authorization"),
     "TRACE_BLINKER": True,
@@ -52,7 +55,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "BUFFER_SIZE": 100,
     "SLOW_MS": 50,
     "SHOW_CALLBACK": "signaltrace.middleware.show_trace",
-    "CONSOLE": None,
+    "CONSOLE": "auto",
     "SERVER_TIMING": True,
     "LOG_LEVEL": "info",
     "LOG_PROBLEM_LEVEL": "warning",
@@ -61,13 +64,25 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "SAMPLE_RATE": 1.0,
     "SINK_QUEUE_SIZE": 100,
     "SINK_TIMEOUT_MS": 1000,
+    # Stores and kinds of traces (signaltrace.stores, TRACE_COMMANDS).
+    "STORE": "signaltrace.stores.MemoryStore",
+    "STORE_OPTIONS": MappingProxyType({}),
+    "TRACE_COMMANDS": False,
     # Integrations (issue 7).
     "OTEL": False,
+    "CELERY": False,
+    # Always-on receiver metrics (signaltrace.metrics).
+    "METRICS": False,
     # Diagnostics (skipped signals, system checks).
     "DETECT_SKIPPED": True,
     "SKIPPED_WARNING": False,
     "CHECK_SENDERLESS": True,
 }
+
+#: Values ``CONSOLE`` accepts besides ``None`` (off) and the bools (``True``:
+#: ``"all"``, ``False``: off). ``"auto"``: ``"dispatches"`` under ``runserver``
+#: with ``DEBUG``, off elsewhere.
+CONSOLE_MODES: Final = ("auto", "all", "dispatches", "problems")
 
 #: Levels ``LOG_LEVEL`` and ``LOG_PROBLEM_LEVEL`` accept.
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
@@ -97,13 +112,19 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     "RECORD_EMPTY": ((bool, str), 'a bool or "nested"'),
     "RECORD_ORIGIN": ((bool,), "a bool"),
     "RECORD_DB": ((bool,), "a bool"),
+    "RECORD_SQL": ((bool,), "a bool"),
+    "RECORD_SQL_PARAMS": ((bool,), "a bool"),
     "MAX_EVENTS": ((int,), "a positive int"),
     "REDACT": ((list, tuple), "a list of strings (case-insensitive substrings)"),
     "TRACE_BLINKER": ((bool,), "a bool"),
     "BUFFER_SIZE": ((int,), "an int >= 0"),
     "SLOW_MS": ((int, float), "a number >= 0 (milliseconds)"),
     "SHOW_CALLBACK": ((str, object), "a dotted path to a callable, or a callable"),
-    "CONSOLE": ((bool, type(None)), "a bool or None"),
+    "CONSOLE": (
+        (str, bool, type(None)),
+        'one of "auto", "all", "dispatches", "problems" or None (off); '
+        'True means "all" and False means None',
+    ),
     "SERVER_TIMING": ((bool,), "a bool"),
     "LOG_LEVEL": ((str, type(None)), f"None or one of {', '.join(LOG_LEVELS)}"),
     "LOG_PROBLEM_LEVEL": ((str,), f"one of {', '.join(LOG_LEVELS)}"),
@@ -115,7 +136,18 @@ SETTING_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = {
     "SAMPLE_RATE": ((int, float), "a number from 0 to 1"),
     "SINK_QUEUE_SIZE": ((int,), "an int >= 1"),
     "SINK_TIMEOUT_MS": ((int, float, type(None)), "None or a number > 0 (milliseconds)"),
+    "STORE": (
+        (str,),
+        "the dotted path of a store class, such as 'signaltrace.stores.CacheStore'",
+    ),
+    "STORE_OPTIONS": ((dict,), "a dict of the store's options"),
+    "TRACE_COMMANDS": ((bool,), "a bool"),
     "OTEL": ((bool,), 'a bool (True needs the otel extra: pip install "django-signaltrace[otel]")'),
+    "CELERY": (
+        (bool,),
+        'a bool (True needs Celery: pip install "django-signaltrace[celery]")',
+    ),
+    "METRICS": ((bool,), "a bool"),
     "DETECT_SKIPPED": ((bool,), "a bool"),
     "SKIPPED_WARNING": ((bool,), "a bool"),
     "CHECK_SENDERLESS": (
@@ -234,6 +266,7 @@ def config_errors(user: object) -> list[tuple[str, str, str | None]]:
             errors.extend(_show_callback_errors(value, description))
         elif key == "IGNORE_SIGNALS":
             errors.extend(_ignore_signals_errors(value))
+    errors.extend(_store_errors(user, errors))
     return errors
 
 
@@ -307,6 +340,62 @@ def _ignore_signals_errors(paths: list[str] | tuple[str, ...]) -> list[_Error]:
     return errors
 
 
+#: What a store class must have (see ``signaltrace.stores.Store``).
+STORE_METHODS: Final = ("save", "get", "recent", "clear")
+_STORE_HINT: Final = (
+    "Give the dotted path of a store class, such as 'signaltrace.stores.MemoryStore', "
+    "'signaltrace.stores.CacheStore' or 'signaltrace.stores.DatabaseStore'."
+)
+
+
+def _store_errors(user: Mapping[Any, Any], found: list[_Error]) -> list[_Error]:
+    """What is wrong with ``STORE`` and ``STORE_OPTIONS`` once their types are right.
+
+    Imports the store class to check it has the store methods, then asks it
+    (its ``option_errors`` classmethod, if it has one) about ``STORE_OPTIONS``.
+    A path that raises :exc:`ImportError` is left to check ``signaltrace.E102``.
+    """
+    if "STORE" not in user and "STORE_OPTIONS" not in user:
+        return []
+    if any(key in ("STORE", "STORE_OPTIONS") for key, _message, _hint in found):
+        return []
+    path = user.get("STORE", DEFAULTS["STORE"])
+    try:
+        target = import_string(path)
+    except ImportError:
+        return []  # signaltrace.E102
+    except Exception as err:
+        message = f"SIGNALTRACE['STORE'] {_safe_repr(path)} does not import: {_error_text(err)}"
+        return [("STORE", message, _STORE_HINT)]
+    missing = [name for name in STORE_METHODS if not callable(getattr(target, name, None))]
+    if not isinstance(target, type) or missing:
+        what = f"{_type_name(target)}: {_safe_repr(target)}"
+        lacks = f", without {', '.join(missing)}" if missing else ""
+        methods = f"{', '.join(STORE_METHODS[:-1])} and {STORE_METHODS[-1]}"
+        message = (
+            f"SIGNALTRACE['STORE'] {_safe_repr(path)} must name a store class (with "
+            f"{methods} methods), got {what}{lacks}."
+        )
+        return [("STORE", message, _STORE_HINT)]
+    check = getattr(target, "option_errors", None)
+    if not callable(check):
+        return []
+    try:
+        problems = list(check(user.get("STORE_OPTIONS", {})))
+    except Exception as err:
+        problems = [f" could not be checked by {path}: {_error_text(err)}"]
+    return [
+        ("STORE_OPTIONS", f"SIGNALTRACE['STORE_OPTIONS']{_option_text(problem)}", None)
+        for problem in problems
+    ]
+
+
+def _option_text(problem: object) -> str:
+    """A store's message about an option, after ``SIGNALTRACE['STORE_OPTIONS']``."""
+    text = _cut(_safe_str(problem))
+    return text if text.startswith(("[", " ")) else f": {text}"
+
+
 def _is_signal(value: object) -> bool:
     """Whether ``value`` is a Django or blinker signal (blinker is not imported here)."""
     if isinstance(value, Signal):
@@ -330,13 +419,25 @@ def _request_setting_invalid(key: str, value: Any) -> bool:
         return value is not None and (_not_finite(value) or value <= 0)
     if key == "SHOW_CALLBACK":
         return not (isinstance(value, str) or callable(value))
+    if key == "CONSOLE":
+        return isinstance(value, str) and value not in CONSOLE_MODES
     if key in ("LOG_LEVEL", "LOG_PROBLEM_LEVEL"):
         return value is not None and value not in LOG_LEVELS
     if key == "LOG_FIELDS":
         return value is not None and not all(item in LOG_FIELD_NAMES for item in value)
     if key == "OTEL":
         return bool(value) and _otel_missing()
+    if key == "CELERY":
+        return bool(value) and _celery_missing()
     return False
+
+
+def _celery_missing() -> bool:
+    """Whether Celery is not installed (found, not imported)."""
+    try:
+        return importlib.util.find_spec("celery") is None
+    except ImportError:  # pragma: no cover - only a broken parent package raises
+        return True
 
 
 def _not_finite(value: int | float) -> bool:
@@ -367,6 +468,8 @@ def get_config() -> dict[str, Any]:
         merged["ENABLED"] = debug
     if merged["RECORD_DB"] is None:
         merged["RECORD_DB"] = debug
+    if merged["RECORD_SQL"] is None:
+        merged["RECORD_SQL"] = debug
     _cache = (user, debug, merged)
     return merged
 

@@ -113,6 +113,10 @@ class Options:
     record_db: bool
     redact: re.Pattern[str] | None
     max_events: int
+    #: Record the statements of each sync receiver call (``RECORD_SQL``, with ``RECORD_DB``).
+    record_sql: bool = False
+    #: Record their parameters too, redacted (``RECORD_SQL_PARAMS``).
+    record_sql_params: bool = False
     #: Per-key cache of the redaction decision (keys are a small, finite set).
     redacted_keys: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
@@ -237,6 +241,10 @@ def current_options(max_events: int | None = None) -> Options:
             record_db=config["RECORD_DB"],
             redact=re.compile("|".join(patterns), re.IGNORECASE) if patterns else None,
             max_events=config["MAX_EVENTS"],
+            record_sql=bool(config["RECORD_DB"] and config["RECORD_SQL"]),
+            record_sql_params=bool(
+                config["RECORD_DB"] and config["RECORD_SQL"] and config["RECORD_SQL_PARAMS"]
+            ),
         )
         _options_cache = cached = (config, options)
     if max_events is not None:

@@ -4,13 +4,15 @@
 
     MIDDLEWARE = ["signaltrace.middleware.SignalTraceMiddleware", *MIDDLEWARE]
 
-For every request the middleware opens a :class:`~signaltrace.capture`, runs
+For every request the middleware opens a :class:`~signaltrace.capture` of kind
+``"request"``, runs
 the rest of the stack, and closes the trace when the response is returned,
 or, for a streaming response, when its content is exhausted or the response is
-closed. The finished trace goes to the sinks (ring buffer for the viewer,
+closed. The finished trace goes to the sinks (the store the viewer reads,
 structlog event, console tree; see :mod:`signaltrace.sinks`). Where
 ``SHOW_CALLBACK(request)`` allows, the response gets a ``Server-Timing`` entry
-and an ``X-Signaltrace-Id`` header (aggregates only).
+and an ``X-Signaltrace-Id`` header (aggregates only) holding the trace's
+:attr:`~signaltrace.Trace.trace_id`, which is also ``meta["id"]``.
 
 The capture is entered in a private copy of the context and only the
 recording cursor is set (and reset) around the view, so the request's own
@@ -131,14 +133,14 @@ class _Run:
     def __init__(self, request: HttpRequest, config: dict[str, Any]) -> None:
         self.config = config
         method, path = request.method or "", request.path
-        self._capture = capture(label=f"{method} {path}")
+        self._capture = capture(label=f"{method} {path}", kind="request")
         # Enter in a private context: the request's context only ever sees
         # CURSOR set and reset around the view (see the module docstring).
         self._context = contextvars.copy_context()
         self.trace, self.cursor = self._context.run(self._enter)
         try:
             meta = self.trace.meta
-            meta["id"] = new_id()
+            meta["id"] = self.trace.trace_id  # the viewer id, as before trace ids
             meta["method"] = method
             meta["path"] = path
         except BaseException:
@@ -250,11 +252,11 @@ def _add_headers(response: HttpResponseBase, trace: Trace, config: dict[str, Any
         plural = "" if summary.calls == 1 else "s"
         entry = (
             f"signaltrace;dur={summary.receiver_time_ns / 1e6:.3f};"
-            f'desc="{summary.calls} receiver{plural}"'
+            f'desc="{summary.calls} receiver call{plural}"'
         )
         existing = response.headers.get("Server-Timing")
         response.headers["Server-Timing"] = f"{existing}, {entry}" if existing else entry
-    response.headers["X-Signaltrace-Id"] = trace.meta["id"]
+    response.headers["X-Signaltrace-Id"] = trace.trace_id
 
 
 class _SyncTraced:
@@ -347,6 +349,9 @@ def _close_abandoned() -> None:
 
 def new_id() -> str:
     """A new trace id: 32 random hex digits (unique across processes, unguessable).
+
+    What every :attr:`Trace.trace_id <signaltrace.Trace.trace_id>` is made of; the
+    middleware's traces use their own (``X-Signaltrace-Id`` and ``meta["id"]`` too).
 
     .. versionadded:: 0.1.0
     """

@@ -22,6 +22,7 @@ the toolbar's store requires. Needs the ``toolbar`` extra.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from debug_toolbar.panels import Panel
@@ -31,7 +32,7 @@ from ._format import format_ms, short_path
 from .capturing import capture
 from .conf import get_config
 from .context import active_traces
-from .render import dispatch_summary
+from .render import dispatch_summary, repeated_query
 from .traces import Trace
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ class _Rows:
             notes.append("async")
         if call.queries is not None:
             notes.append(f"{call.queries} quer{'y' if call.queries == 1 else 'ies'}")
+        repeated = repeated_query(call)  # RECORD_SQL: an N+1
+        if repeated:
+            notes.append(f"{repeated} × same query")
         if slow:
             notes.append("slow")
         self.add(
@@ -129,12 +133,31 @@ class _Rows:
                 "state": "error" if error is not None else "slow" if slow else call.outcome,
                 "error": None if error is None else str(error),
                 "swallowed": call.swallowed,
+                "sql": _sql(call),
+                "sql_omitted": call.sql_omitted,
             },
             call.start_ns,
             call.duration_ns,
         )
         for child in call.children:
             self.dispatch(child, depth + 1)
+
+
+def _sql(call: ReceiverCall) -> list[dict[str, Any]] | None:
+    """The statements of a call (``RECORD_SQL``), parameters as JSON text; None if off."""
+    if call.sql is None:
+        return None
+    return [
+        {
+            "sql": statement.sql,
+            "count": statement.count,
+            "params": [
+                json.dumps(params, ensure_ascii=False, default=lambda o: f"<{type(o).__name__}>")
+                for params in statement.params or ()
+            ],
+        }
+        for statement in call.sql
+    ]
 
 
 def _error(call: ReceiverCall) -> dict[str, Any]:

@@ -9,13 +9,33 @@ receiver, instance or exception objects themselves.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["REDACTED", "Dispatch", "ErrorInfo", "Origin", "ReceiverCall", "SkippedDispatch"]
+__all__ = [
+    "REDACTED",
+    "Dispatch",
+    "EnqueuedTask",
+    "ErrorInfo",
+    "Origin",
+    "ReceiverCall",
+    "SkippedDispatch",
+    "Statement",
+    "task_trace_id",
+]
 
 #: What a redacted kwarg (see :setting:`REDACT`) is recorded as.
 REDACTED: Final = "[redacted]"
+
+#: ``RECORD_SQL``: statements kept per receiver call (each text once, with a count);
+#: the rest are counted only.
+MAX_STATEMENTS: Final = 50
+#: ``RECORD_SQL``: a statement's text is cut at this many characters.
+SQL_CHARS: Final = 300
+#: ``RECORD_SQL_PARAMS``: parameter sets kept per statement, and parameters per set.
+MAX_PARAM_SETS: Final = 10
+MAX_PARAMS: Final = 20
 
 # Raw dispatch layout (a list, mutated while the dispatch runs).
 D_SIGNAL: Final = 0  # weakref to the signal, or a (name, path) tuple once resolved
@@ -33,12 +53,19 @@ D_RECEIVERS: Final = 10  # number of live receivers
 #: ..., tN]``. One clock read per receiver boundary: call i starts at ``t_i``
 #: and ends at ``t_(i+1)`` (the last at ``tN``, present once the loop ended).
 D_FLAT: Final = 11
-#: ``{call index: {"end": ns, "error": ErrorInfo, ...}}`` for flat calls that
-#: need more than a key and a time (a receiver that raised), or None.
+#: ``{call index: {...}}`` for flat calls that need more than a key and a time,
+#: or None: ``"end"`` and ``"error"`` for a receiver that raised, ``"tasks"``
+#: (:class:`EnqueuedTask` list) for one that published Celery tasks.
 D_EXTRA: Final = 12
-#: ``[(queries, in_atomic, on_commit), ...]`` per flat call (``RECORD_DB``), or None.
+#: Per receiver boundary of the flat calls (``RECORD_DB``), or None: the statement
+#: count, the ``on_commit`` count and (at a call's start) whether it is in ``atomic``,
+#: ``[n0, c0, a0, n1, c1, a1, ..., nN, cN]``.
 D_DB: Final = 13
-D_SIZE: Final = 14  # a raw dispatch's length (a raw call list is shorter)
+#: ``[statements, m0, m1, ..., mN]`` (``RECORD_SQL``), or None: the list the DB probe
+#: appends this thread's ``[sql, count, params]`` entries to, and its length at each
+#: receiver boundary of the flat calls (call i ran ``statements[m_i:m_(i+1)]``).
+D_SQL: Final = 14
+D_SIZE: Final = 15  # a raw dispatch's length (a raw call list is shorter)
 
 # Raw receiver-call layout.
 C_RECEIVER: Final = 0  # weakref to a function, or (label, filename, line, identity token)
@@ -46,7 +73,7 @@ C_ASYNC: Final = 1  # bool
 C_START: Final = 2
 C_END: Final = 3
 C_ERROR: Final = 4  # None or ErrorInfo
-C_EXTRA: Final = 5  # dict of further facts about the call, or None
+C_EXTRA: Final = 5  # dict of further facts about the call ("tasks", "sql"), or None
 C_DISPATCH: Final = 6  # the raw dispatch
 C_QUERIES: Final = 7  # statements run (RECORD_DB), or None
 C_ATOMIC: Final = 8  # inside transaction.atomic (RECORD_DB), or None
@@ -78,6 +105,77 @@ class ErrorInfo:
         return f"{self.type}: {self.message}" if self.message else self.type
 
 
+@dataclass(frozen=True, slots=True)
+class EnqueuedTask:
+    """A Celery task published while a receiver call ran (``signaltrace.integrations.celery``).
+
+    Also one published later, by an ``on_commit`` callback the call registered
+    (``on_commit``), while the trace was still open.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The task's name (``accounts.tasks.send_welcome``).
+    name: str
+    #: Celery's task id (a UUID): the id of the task's own trace is its 32 hex digits.
+    id: str
+    #: Published from a ``transaction.on_commit`` callback the receiver registered.
+    on_commit: bool = False
+    #: Published inside ``transaction.atomic`` (the block had not committed yet).
+    in_atomic: bool = False
+    #: Run at once in this process (``task_always_eager``, ``apply()``), not published.
+    eager: bool = False
+    #: ``(trace_id, span_id)`` the OpenTelemetry publish span was parented to
+    #: (``OTEL``): the receiver call's span, exported later with that id.
+    span: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def before_commit(self) -> bool:
+        """Published inside ``transaction.atomic``: a worker may run it before the commit."""
+        return self.in_atomic and not self.eager
+
+    @property
+    def trace_id(self) -> str | None:
+        """The id of the task's own trace: ``uuid.UUID(id).hex``, or None if not a UUID."""
+        return task_trace_id(self.id)
+
+
+def task_trace_id(task_id: object) -> str | None:
+    """The trace id of a Celery task's trace: ``uuid.UUID(task_id).hex``, or None.
+
+    (None for an id that is not a UUID: such a task's trace gets a random id.)
+    """
+    if type(task_id) is not str:
+        return None
+    try:
+        return uuid.UUID(task_id).hex
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A database statement a receiver call ran (``RECORD_SQL``), and how many times.
+
+    The same text run several times in one call is one ``Statement`` whose
+    :attr:`count` says how often: ``12`` for the N+1 query of a loop.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The SQL as the backend got it, with its placeholders (``%s``), cut at 300
+    #: characters (``…`` last).
+    sql: str
+    #: How many times the call ran it.
+    count: int = 1
+    #: With ``RECORD_SQL_PARAMS``, the parameters of its first runs (at most 10), each
+    #: a list (a dict for named parameters) of labels, redacted like kwargs; else ``None``.
+    params: tuple[Any, ...] | None = None
+
+    def __str__(self) -> str:
+        return self.sql if self.count == 1 else f"{self.sql}  × {self.count}"
+
+
 @dataclass(eq=False, slots=True)
 class ReceiverCall:
     """One receiver invocation inside a :class:`Dispatch`.
@@ -104,6 +202,13 @@ class ReceiverCall:
     #: what ``assert_called(receiver)`` and ``find(receiver=...)`` compare the
     #: object they are given with (see ``signaltrace.query.is_receiver``).
     receiver_identity: Any = field(default=None, repr=False)
+    #: Celery tasks it published (``signaltrace.integrations.celery``), in order.
+    tasks: tuple[EnqueuedTask, ...] = ()
+    #: The statements it ran, nested receivers' included, each text once, in the
+    #: order they first ran (``RECORD_SQL``), else None. At most 50 are kept.
+    sql: tuple[Statement, ...] | None = None
+    #: How many statements it ran beyond those counted in :attr:`sql`.
+    sql_omitted: int = 0
 
     @property
     def outcome(self) -> str:

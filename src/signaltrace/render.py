@@ -8,6 +8,13 @@ The text tree (used by ``str(trace)``, the console, logs and test failures)::
        │  └─ post_save  sender=accounts.Profile pk=7 created=True  (no receivers)
        └─ accounts.signals.save_user_profile  0.6 ms
 
+An operation that skipped receivers (:attr:`Trace.skipped <signaltrace.Trace.skipped>`)
+is a ``⚠`` line at the top level, among the dispatches in the order they started.
+A Celery task a receiver call enqueued is a ``→ task ... enqueued`` line under
+that call, after its dispatches (``⚠`` when it was published inside
+``transaction.atomic``); a trace with a parent (a task's) says where it came
+from on its second line, ``← enqueued by <receiver> in trace <id>``.
+
 Neither :func:`render_trace` nor :func:`trace_to_dict` raises: an item that
 cannot be formatted becomes a placeholder (``<unrenderable dispatch>``) and the
 failure is logged once through :func:`signaltrace.context.log_failure`. A trace
@@ -24,14 +31,26 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from . import naming
 from ._format import format_ms, short_path
 from .context import log_failure
-from .records import Dispatch, Origin, ReceiverCall, SkippedDispatch
+from .records import Dispatch, EnqueuedTask, Origin, ReceiverCall, SkippedDispatch
 
 if TYPE_CHECKING:
     from .traces import Trace
 
-__all__ = ["SCHEMA", "dispatch_summary", "render_trace", "trace_to_dict"]
+__all__ = [
+    "SCHEMA",
+    "dispatch_summary",
+    "parent_line",
+    "render_trace",
+    "repeated_query",
+    "skipped_line",
+    "sql_dicts",
+    "task_line",
+    "trace_to_dict",
+]
 
-SCHEMA: Final = "signaltrace.trace/1"
+#: The trace JSON's name and version (``/2``: ``trace_id``, ``kind``, ``parent`` and
+#: ``max_events`` at the top; see ``docs/reference/trace-json.md``).
+SCHEMA: Final = "signaltrace.trace/2"
 
 
 #: Values that say nothing worth a column in the tree.
@@ -107,6 +126,9 @@ def _call_line(call: ReceiverCall) -> str:
     line = f"{call.receiver_name}  {format_ms(call.duration_ns)}"
     if call.queries is not None:
         line += f"  {call.queries} quer{'y' if call.queries == 1 else 'ies'}"
+    repeated = repeated_query(call)
+    if repeated:
+        line += f"  {repeated} × same query"
     if call.on_commit:
         line += f"  {call.on_commit} on_commit"
     if call.is_async:
@@ -118,6 +140,31 @@ def _call_line(call: ReceiverCall) -> str:
         if call.swallowed:
             line += f" (swallowed by {call.dispatch.method})"
     return line
+
+
+def repeated_query(call: ReceiverCall) -> int:
+    """How many times the call's most repeated statement ran, if more than once (``RECORD_SQL``).
+
+    ``12`` for a receiver whose loop runs one query per item (an N+1); else ``0``.
+    """
+    sql = call.sql
+    if not sql:
+        return 0
+    most = max(statement.count for statement in sql)
+    return most if most > 1 else 0
+
+
+def sql_dicts(call: ReceiverCall) -> list[dict[str, Any]] | None:
+    """The call's ``sql`` field: ``[{"sql": ..., "count": ...}, ...]`` (with ``"params"``
+    when they were recorded), or None without ``RECORD_SQL``."""
+    if call.sql is None:
+        return None
+    return [
+        {"sql": s.sql, "count": s.count}
+        if s.params is None
+        else {"sql": s.sql, "count": s.count, "params": list(s.params)}
+        for s in call.sql
+    ]
 
 
 def render_trace(trace: Trace, *, numbered: bool = False, color: bool = False) -> str:
@@ -143,16 +190,26 @@ def _render(trace: Trace, numbered: bool) -> str:
     errors = sum(1 for call in calls if call.error is not None)
     if errors:
         header += f", {errors} error{'s' if errors != 1 else ''}"
+    skipped = list(trace.skipped)
+    if skipped:
+        header += f", {len(skipped)} skipped operation{'s' if len(skipped) != 1 else ''}"
+    early = sum(1 for call in calls for task in call.tasks if task.before_commit)
+    if early:
+        header += f", {early} task{'s' if early != 1 else ''} before commit"
     label = _label(trace)
     if label:
         header = f"{label}   {header}"
     lines = [header]
+    if trace.parent is not None:  # where it came from: not a record, never numbered
+        lines.append(_guarded(parent_line, trace, "← <unrenderable parent>"))
     counter = [0]
 
-    def emit(prefix: str, connector: str, text: str) -> None:
-        if numbered:
+    def emit(prefix: str, connector: str, text: str, *, count: bool = True) -> None:
+        if numbered and count:
             counter[0] += 1
             lines.append(f"{counter[0]:>3}. {prefix}{connector}{text}")
+        elif numbered:  # not a record assertion messages point at: aligned, no number
+            lines.append(f"     {prefix}{connector}{text}")
         else:
             lines.append(f"{prefix}{connector}{text}")
 
@@ -167,15 +224,24 @@ def _render(trace: Trace, numbered: bool) -> str:
         line = _guarded(_call_line, call, "<unrenderable receiver call>")
         emit(prefix, "└─ " if last else "├─ ", line)
         child_prefix = prefix + ("   " if last else "│  ")
+        tasks = call.tasks
         for i, child in enumerate(call.children):
-            walk_dispatch(child, child_prefix, i == len(call.children) - 1)
+            walk_dispatch(child, child_prefix, i == len(call.children) - 1 and not tasks)
+        for i, task in enumerate(tasks):  # after its dispatches: not records to number
+            text = _guarded(task_line, task, "→ <unrenderable task>")
+            emit(child_prefix, "└─ " if i == len(tasks) - 1 else "├─ ", text, count=False)
 
-    for i, root in enumerate(roots):
-        walk_dispatch(root, "", i == len(roots) - 1)
-    if not roots:
+    # The top level: dispatches and skipped operations, in the order they started.
+    top = _top_level(roots, skipped)
+    for i, item in enumerate(top):
+        last = i == len(top) - 1
+        if isinstance(item, SkippedDispatch):
+            line = _guarded(skipped_line, item, "⚠ <unrenderable skipped operation>")
+            emit("", "└─ " if last else "├─ ", line, count=False)
+        else:
+            walk_dispatch(item, "", last)
+    if not top:
         lines.append("(no signals dispatched)")
-    for skipped in trace.skipped:
-        lines.append(_guarded(_skipped_line, skipped, "⚠ <unrenderable skipped operation>"))
     if trace.dropped:
         lines.append(f"… {trace.dropped} events dropped (MAX_EVENTS={trace.max_events} reached)")
     if trace.truncated:
@@ -183,7 +249,56 @@ def _render(trace: Trace, numbered: bool) -> str:
     return "\n".join(lines)
 
 
-def _skipped_line(skipped: SkippedDispatch) -> str:
+def _start(item: Dispatch | SkippedDispatch) -> int:
+    start = item.start_ns
+    return start if type(start) is int else 0
+
+
+def _top_level(
+    roots: list[Dispatch], skipped: list[SkippedDispatch]
+) -> list[Dispatch | SkippedDispatch]:
+    """Root dispatches and skipped operations merged by start time (a tie: the dispatch first).
+
+    A skipped operation is not nested under the receiver call that made it: which
+    call that was is not recorded (concurrent threads and tasks overlap in time).
+    """
+    pending = sorted(skipped, key=_start)  # stable: they keep their order on ties
+    items: list[Dispatch | SkippedDispatch] = []
+    for root in roots:  # kept in their own order
+        start = _start(root)
+        while pending and _start(pending[0]) < start:
+            items.append(pending.pop(0))
+        items.append(root)
+    items.extend(pending)
+    return items
+
+
+def parent_line(trace: Trace) -> str:
+    """``← enqueued by accounts.signals.welcome in trace 0af7…``: the trace's parent link."""
+    parent = trace.parent or {}
+    trace_id = parent.get("trace_id")
+    receiver = parent.get("receiver")
+    what = "enqueued" if trace.kind == "task" else "caused"
+    where = f"trace {trace_id}" if type(trace_id) is str else "another trace"
+    if type(receiver) is str:
+        return f"← {what} by {receiver} in {where}"
+    return f"← {what} by {where}"
+
+
+def task_line(task: EnqueuedTask) -> str:
+    """``→ task accounts.tasks.send_welcome enqueued`` (and how: on commit, eagerly, too early)."""
+    if task.eager:
+        return f"→ task {task.name} ran eagerly (inline)"
+    line = f"→ task {task.name} enqueued"
+    if task.on_commit:
+        line += " on commit"
+    if task.before_commit:
+        line += "  ⚠ inside transaction.atomic: a worker may run it before the commit"
+    return line
+
+
+def skipped_line(skipped: SkippedDispatch) -> str:
+    """``⚠ bulk_create on auth.User skipped post_save: ... did not run  (where)``."""
     where = ""
     if skipped.origin is not None:
         origin = skipped.origin
@@ -229,7 +344,10 @@ _UNRENDERABLE_CALL: Final[dict[str, Any]] = {
     "queries": None,
     "in_atomic": None,
     "on_commit": None,
+    "sql": None,
+    "sql_omitted": 0,
     "error": None,
+    "tasks": [],
 }
 
 
@@ -245,6 +363,8 @@ def _call_fields(call: ReceiverCall) -> dict[str, Any]:
         "queries": call.queries,
         "in_atomic": call.in_atomic,
         "on_commit": call.on_commit,
+        "sql": sql_dicts(call),
+        "sql_omitted": call.sql_omitted,
         "error": None
         if error is None
         else {
@@ -253,7 +373,19 @@ def _call_fields(call: ReceiverCall) -> dict[str, Any]:
             "location": f"{error.filename}:{error.lineno}" if error.filename else None,
             "swallowed": call.swallowed,
         },
+        "tasks": [_task_dict(task) for task in call.tasks],
         "dispatches": [_dispatch_dict(child) for child in call.children],
+    }
+
+
+def _task_dict(task: EnqueuedTask) -> dict[str, Any]:
+    """A Celery task the call published: ``{"name", "id", "on_commit", "in_atomic", "eager"}``."""
+    return {
+        "name": task.name,
+        "id": task.id,
+        "on_commit": task.on_commit,
+        "in_atomic": task.in_atomic,
+        "eager": task.eager,
     }
 
 
@@ -318,15 +450,30 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
 
 
 def _unrenderable_trace(trace: Trace) -> dict[str, Any]:
-    fields: dict[str, Any] = {"schema": SCHEMA, "label": None, "dispatches": [], "skipped": []}
+    fields: dict[str, Any] = {"schema": SCHEMA}
+    fields.update(_guarded(_identity, trace, {"trace_id": None, "kind": None, "parent": None}))
+    fields.update({"label": None, "dispatches": [], "skipped": []})
     fields["truncated"] = _guarded(_truncation_dict, trace, None)
     return fields
+
+
+def _identity(trace: Trace) -> dict[str, Any]:
+    """``trace_id``, ``kind`` and ``parent``: which trace this is, and what caused it."""
+    parent = trace.parent
+    return {
+        "trace_id": trace.trace_id,
+        "kind": trace.kind,
+        "parent": None
+        if parent is None
+        else {key: naming.kwarg_value(value) for key, value in parent.items() if type(key) is str},
+    }
 
 
 def _trace_fields(trace: Trace) -> dict[str, Any]:
     roots = trace.roots
     return {
         "schema": SCHEMA,
+        **_identity(trace),
         "label": _label(trace),
         "started_at": trace.started_at.isoformat(),
         "start_ns": trace.start_ns,
@@ -336,6 +483,7 @@ def _trace_fields(trace: Trace) -> dict[str, Any]:
         "error_count": len(trace.errors),
         "receiver_time_ns": trace.receiver_time_ns,
         "events": trace.events,
+        "max_events": trace.max_events,
         "dropped": trace.dropped,
         "truncated": _truncation_dict(trace),
         "meta": dict(trace.meta),

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from .records import (
     C_ATOMIC,
     C_END,
     C_ERROR,
+    C_EXTRA,
     C_ON_COMMIT,
     C_QUERIES,
     C_RECEIVER,
@@ -47,13 +50,17 @@ from .records import (
     D_RECEIVERS,
     D_SENDER,
     D_SIGNAL,
+    D_SQL,
     D_START,
+    MAX_PARAM_SETS,
+    MAX_STATEMENTS,
     Dispatch,
     ReceiverCall,
     SkippedDispatch,
+    Statement,
 )
 
-__all__ = ["KINDS", "Trace", "Truncation"]
+__all__ = ["KINDS", "Trace", "Truncation", "add_fact"]
 
 #: What a trace can record: a request, a Celery task, a management command, a block.
 KINDS: Final = ("request", "task", "command", "capture")
@@ -81,7 +88,8 @@ class Truncation:
 
     def __str__(self) -> str:
         return (
-            f"MAX_EVENTS reached after {self.events} events ({self.dispatches} dispatches): "
+            f"MAX_EVENTS reached after {self.events} event{'s' if self.events != 1 else ''} "
+            f"({self.dispatches} dispatch{'es' if self.dispatches != 1 else ''}): "
             f"the {self.what} and everything after it were not recorded"
         )
 
@@ -109,6 +117,72 @@ def _db_facts(
         boundaries[start + 2],
         max(end_c - boundaries[start + 1], 0),
     )
+
+
+def _statements(
+    entries: list[list[Any]] | None, queries: int | None
+) -> tuple[tuple[Statement, ...] | None, int]:
+    """``(sql, sql_omitted)`` of a call from its ``[sql, count, params]`` entries (``RECORD_SQL``).
+
+    The entries of the call and of the receivers it caused to run, each text
+    once (counts added up, in the order they first ran), at most
+    :data:`~signaltrace.records.MAX_STATEMENTS`; ``sql_omitted`` is the rest of
+    the call's ``queries``.
+    """
+    if entries is None:
+        return None, 0
+    groups: dict[str, list[Any]] = {}
+    for text, count, params in list(entries):
+        group = groups.get(text)
+        if group is None:
+            if len(groups) < MAX_STATEMENTS:
+                groups[text] = [count, None if params is None else list(params[:MAX_PARAM_SETS])]
+            continue
+        group[0] += count
+        kept = group[1]
+        if params is not None and kept is not None and len(kept) < MAX_PARAM_SETS:
+            kept.extend(params[: MAX_PARAM_SETS - len(kept)])
+    statements = tuple(
+        Statement(text, count, None if params is None else tuple(params))
+        for text, (count, params) in groups.items()
+    )
+    shown = sum(statement.count for statement in statements)
+    return statements, max((queries or 0) - shown, 0)
+
+
+def _sql_facts(
+    raw_sql: list[Any] | None, index: int, queries: int | None
+) -> tuple[tuple[Statement, ...] | None, int]:
+    """:func:`_statements` of flat call ``index``: ``[statements, m0, m1, ..., mN]``."""
+    if raw_sql is None:
+        return None, 0
+    if len(raw_sql) == 1:  # _db.NO_STATEMENTS: the loop's receivers ran none
+        return (), 0
+    if index + 2 >= len(raw_sql):
+        return None, 0
+    return _statements(raw_sql[0][raw_sql[index + 1] : raw_sql[index + 2]], queries)
+
+
+def add_fact(traces: tuple[Trace, ...], add: Callable[[], None]) -> bool:
+    """Call ``add()``, which adds a fact to a raw record of ``traces``, if all are open.
+
+    For facts that arrive while a receiver call runs or after it ended (a
+    Celery task it published: ``signaltrace.integrations.celery``). Under the
+    lock each trace's :meth:`~Trace.admit` and :meth:`~Trace.close` take, so a
+    closed trace never changes; the built views are rebuilt when next read.
+
+    :returns: whether every trace was open (and ``add()`` was called).
+    """
+    with ExitStack() as locks:
+        for trace in sorted(traces, key=id):
+            locks.enter_context(trace._lock)
+            if trace.closed:
+                return False
+        add()
+    for trace in traces:
+        with trace._build_lock:
+            trace._built = None
+    return True
 
 
 def _dropped_what(item: Any) -> str:
@@ -332,6 +406,9 @@ class Trace:
                     for i in range(count):
                         label, filename, lineno, identity = resolve_receiver(flat[2 * i])
                         facts = extra.get(i)
+                        tasks = () if facts is None else tuple(facts.get("tasks", ()))
+                        if facts is not None and "end" not in facts:
+                            facts = None  # the call did not raise: its end is the next boundary
                         if facts is not None:
                             end = facts["end"]
                         elif 2 * i + 3 < n:
@@ -340,6 +417,7 @@ class Trace:
                             end = flat[n - 1] if n % 2 else None
                         start = flat[2 * i + 1]
                         db = _db_facts(db_calls, i, facts)
+                        sql, omitted = _sql_facts(raw[D_SQL], i, db[0] if db is not None else None)
                         call = ReceiverCall(
                             receiver_name=label,
                             filename=filename,
@@ -353,12 +431,18 @@ class Trace:
                             in_atomic=db[1] if db is not None else None,
                             on_commit=db[2] if db is not None else None,
                             receiver_identity=identity,
+                            tasks=tasks,
+                            sql=sql,
+                            sql_omitted=omitted,
                         )
                         dispatch.calls.append(call)
                         flat_map[(id(raw), i)] = call
                         calls.append(call)
                 for raw_call in list(raw[D_CALLS]):
                     label, filename, lineno, identity = resolve_receiver(raw_call[C_RECEIVER])
+                    sql, omitted = _statements(
+                        (raw_call[C_EXTRA] or {}).get("sql"), raw_call[C_QUERIES]
+                    )
                     call = ReceiverCall(
                         receiver_name=label,
                         filename=filename,
@@ -374,6 +458,9 @@ class Trace:
                         in_atomic=raw_call[C_ATOMIC],
                         on_commit=raw_call[C_ON_COMMIT],
                         receiver_identity=identity,
+                        tasks=tuple((raw_call[C_EXTRA] or {}).get("tasks", ())),
+                        sql=sql,
+                        sql_omitted=omitted,
                     )
                     dispatch.calls.append(call)
                     call_map[id(raw_call)] = call
@@ -548,6 +635,22 @@ class Trace:
         __tracebackhide__ = True
         return assertions.assert_order(self, *receivers)
 
+    def assert_max_queries(
+        self,
+        receiver: object,
+        n: int,
+        /,
+        *,
+        sender: object = None,
+        signal: object = None,
+        **match: object,
+    ) -> list[ReceiverCall]:
+        """See :func:`signaltrace.testing.assert_max_queries`."""
+        __tracebackhide__ = True
+        return assertions.assert_max_queries(
+            self, receiver, n, sender=sender, signal=signal, **match
+        )
+
     def assert_no_errors(self) -> Trace:
         """See :func:`signaltrace.testing.assert_no_errors`."""
         __tracebackhide__ = True
@@ -557,6 +660,11 @@ class Trace:
         """See :func:`signaltrace.diagnostics.assert_no_skipped`."""
         __tracebackhide__ = True
         return assertions.assert_no_skipped(self)
+
+    def assert_no_task_before_commit(self) -> Trace:
+        """See :func:`signaltrace.testing.assert_no_task_before_commit`."""
+        __tracebackhide__ = True
+        return assertions.assert_no_task_before_commit(self)
 
     def assert_matches_snapshot(self, name: str | None = None, *, queries: bool = False) -> Path:
         """See :func:`signaltrace.testing.assert_matches_snapshot`."""

@@ -525,3 +525,157 @@ def assert_no_skipped(trace: Trace, /) -> Trace:
         "'Hidden control flow'."
     )
     raise SignalTraceAssertionError("\n".join(lines), trace=trace)
+
+
+def assert_no_task_before_commit(trace: Trace, /) -> Trace:
+    """Fail if a receiver published a Celery task inside ``transaction.atomic``.
+
+    A worker may run such a task before the transaction commits, and not find
+    the rows it was enqueued for (``DoesNotExist``). Publish from
+    ``transaction.on_commit(lambda: task.delay(pk))`` instead. Needs the Celery
+    integration (``signaltrace.integrations.celery``); ``TestCase``'s own
+    transaction does not count, so it works in ``TestCase`` tests too.
+
+    :raises SignalTraceAssertionError: listing each such task and its receiver.
+
+    .. versionadded:: 0.1.0
+    """
+    __tracebackhide__ = True
+    early = [(call, task) for call in trace.calls for task in call.tasks if task.before_commit]
+    if not early:
+        return trace
+    lines = numbering(trace)
+    details = [
+        f"  {task.name} (id {task.id}) by {call.receiver_name}{lines_text([lines.get(id(call))])}"
+        for call, task in early
+    ]
+    count = f"{len(early)} task{'s were' if len(early) != 1 else ' was'}"
+    headline = (
+        f"Expected no Celery task published inside transaction.atomic, but {count}:\n"
+        + "\n".join(details)
+    )
+    hint = (
+        "A worker may run the task before the transaction commits, and not find its rows "
+        "(DoesNotExist). Publish it from transaction.on_commit(lambda: task.delay(...))."
+    )
+    raise failure(trace, headline, [hint])
+
+
+def _queries_text(count: int) -> str:
+    return f"{count} quer{'y' if count == 1 else 'ies'}"
+
+
+def statements_text(call: ReceiverCall, indent: str = "    ") -> list[str]:
+    """The statements of ``call`` (``RECORD_SQL``), one a line, the same one as ``12 × ...``."""
+    if call.sql is None:
+        return []
+    width = len(str(max((s.count for s in call.sql), default=1)))
+    lines = [f"{indent}{s.count:>{width}} × {s.sql}" for s in call.sql]
+    if call.sql_omitted:
+        lines.append(
+            f"{indent}… {call.sql_omitted} more statement{'s' if call.sql_omitted != 1 else ''}"
+            " not kept (50 are kept per call)"
+        )
+    return lines
+
+
+def assert_max_queries(
+    trace: Trace,
+    receiver: object,
+    n: int,
+    /,
+    *,
+    sender: object = None,
+    signal: object = None,
+    **match: object,
+) -> list[ReceiverCall]:
+    """Assert that each call of ``receiver`` ran at most ``n`` queries; return its calls.
+
+    A call's queries are the database statements run while it ran, those of
+    the receivers it caused to run included (:setting:`RECORD_DB`); with
+    :setting:`RECORD_SQL` the failure message lists them, each one once with
+    the number of times it ran (``12 × SELECT ...``: an N+1). Only calls
+    matching ``signal``, ``sender`` and the recorded kwargs in ``match`` count.
+
+    It fails if no call matches, if a matching call's queries were not counted
+    (``RECORD_DB`` off, or an async receiver, whose queries run in other
+    threads), and on a truncated trace unless a call over the limit was
+    recorded.
+
+    :raises SignalTraceAssertionError: with the statements, the trace and hints.
+
+    .. versionadded:: 0.1.0
+    """
+    __tracebackhide__ = True
+    if type(n) is not int or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    name, ran = select(trace, receiver)
+    calls = [call for call in ran if mismatch(call.dispatch, signal, sender, match) is None]
+    lines = numbering(trace)
+    filters_given = filters_text(signal, sender, match)
+    limit = f"at most {_queries_text(n)}"
+    filters = (signal, sender, match)
+    if not calls:
+        if ran:
+            actual = (
+                f"none of its {len(ran)} calls matched"
+                if len(ran) > 1
+                else "its call did not match"
+            )
+        else:
+            actual = "it was not called"
+        hints = safe(lambda: near_misses(name, "ran", ran, lines, filters))
+        if not ran:
+            others = namesakes(trace, receiver, name, ran)
+            hints += why_not_called(trace, receiver, name, others, signal, sender, lines)
+        signals = [signal] if signal is not None and not isinstance(signal, str) else []
+        hints += safe(lambda: trace_hints(trace, signals))
+        raise failure(trace, f"Expected {name}{filters_given} to run {limit}, but {actual}.", hints)
+    over = [call for call in calls if call.queries is not None and call.queries > n]
+    if over:
+        details: list[str] = []
+        for call in over:
+            assert call.queries is not None
+            details.append(
+                f"  {name}{lines_text([lines.get(id(call))])} ran {_queries_text(call.queries)}"
+                + (":" if call.sql is not None else "")
+            )
+            details.extend(statements_text(call))
+        which = "its call" if len(calls) == 1 else f"{len(over)} of its {len(calls)} calls"
+        headline = (
+            f"Expected each call of {name}{filters_given} to run {limit}, but {which} ran more:\n"
+            + "\n".join(details)
+        )
+        hints = []
+        if any(call.sql is None for call in over):
+            hints.append(
+                "Set SIGNALTRACE['RECORD_SQL'] = True to see the statements each call ran."
+            )
+        raise failure(trace, headline, hints)
+    uncounted = [call for call in calls if call.queries is None]
+    if uncounted:
+        call = uncounted[0]
+        if call.is_async:
+            why = "it is async: its queries run in other threads and are not counted"
+        elif call.duration_ns is None:
+            why = "it has not finished"
+        else:
+            why = "its queries were not counted (SIGNALTRACE['RECORD_DB'] is off)"
+        raise failure(
+            trace,
+            f"Cannot assert that {name}{filters_given} ran {limit} per call: "
+            f"{why}{lines_text(lines.get(id(c)) for c in uncounted)}.",
+            ["RECORD_DB (default: DEBUG) counts the statements of each sync receiver call."]
+            if not call.is_async and call.duration_ns is not None
+            else [],
+        )
+    if trace.truncated:
+        most = max(call.queries or 0 for call in calls)
+        raise refusal(
+            trace,
+            f"that {name}{filters_given} ran {limit} per call",
+            f"its {len(calls)} recorded call{'s' if len(calls) != 1 else ''} ran at most "
+            f"{_queries_text(most)}",
+            "a call in the part that was not recorded may have run more",
+        )
+    return calls

@@ -5,12 +5,14 @@ protocol). The middleware hands every finished request trace to :func:`emit`,
 which gives it to the built-in sinks its settings turn on, then to the extra
 sinks listed in ``SINKS``:
 
-- :class:`~signaltrace.sinks.memory.RingBufferSink`: the last ``BUFFER_SIZE``
-  traces, read by the trace viewer (on unless ``BUFFER_SIZE`` is 0);
+- the store (``STORE``, :mod:`signaltrace.stores`): the last ``BUFFER_SIZE``
+  traces, read by the trace viewer (on unless ``BUFFER_SIZE`` is 0); named
+  ``memory`` when it is kept in this process, ``store`` otherwise;
 - :class:`~signaltrace.sinks.structlog.StructlogSink`: one
   ``signaltrace.request`` event per request (on unless ``LOG_LEVEL`` is None);
 - :class:`~signaltrace.sinks.console.ConsoleSink`: the text tree on stderr
-  (``CONSOLE``; by default on under ``runserver`` with ``DEBUG``);
+  (``CONSOLE``; by default, under ``runserver`` with ``DEBUG``, of the requests
+  that dispatched or skipped something);
 - :class:`~signaltrace.sinks.otel.OpenTelemetrySink`: one span per dispatch and
   per receiver call (``OTEL``; needs the ``otel`` extra, imported only when on).
 
@@ -18,9 +20,10 @@ Then the trace is announced on signaltrace's own blinker signals
 (:mod:`signaltrace.signals`): ``receiver_failed``, ``slow_receiver`` and
 ``trace_finished``.
 
-Where they run: the ring buffer and the structlog event run in the request,
+Where they run: the memory store and the structlog event run in the request,
 as logging does (the viewer finds a trace as soon as its response is out; a
-log event is handled where it is logged). Everything else (the console tree,
+log event is handled where it is logged). Everything else (a shared store
+such as ``CacheStore`` or ``DatabaseStore``, the console tree,
 OpenTelemetry, the ``SINKS`` and the announcements, so the receivers of
 signaltrace's signals too) runs on one background thread, the *sink worker*,
 in a copy of the request's context (structlog's context variables, the current
@@ -61,9 +64,9 @@ from signaltrace import _stats
 from signaltrace.conf import DEFAULTS, get_config
 from signaltrace.context import CURSOR, log_failure, logger
 from signaltrace.signals import receiver_failed, send_finished, slow_receiver, trace_finished
+from signaltrace.stores import StoreSink, get_store, is_in_process
 
-from .console import ConsoleSink, console_enabled
-from .memory import buffer
+from .console import ConsoleSink, console_mode
 from .structlog import StructlogSink
 
 if TYPE_CHECKING:
@@ -71,7 +74,7 @@ if TYPE_CHECKING:
 
     from signaltrace.traces import Trace
 
-__all__ = ["Sink", "active_sinks", "emit", "flush", "load_sink"]
+__all__ = ["Sink", "active_sinks", "emit", "flush", "keep", "load_sink"]
 
 #: The name of the sink worker's thread.
 WORKER_NAME: Final = "signaltrace-sinks"
@@ -132,12 +135,14 @@ def _builtin(config: dict[str, Any]) -> tuple[list[Named], list[Named]]:
     """The built-in sinks the settings turn on: ``(in the request, on the worker)``."""
     in_request: list[Named] = []
     on_worker: list[Named] = []
-    if config["BUFFER_SIZE"]:
-        in_request.append(("memory", buffer()))
+    store = _store_sink(config)
+    if store is not None:
+        (in_request if store[0] == "memory" else on_worker).append(store)
     if config["LOG_LEVEL"] is not None:
         in_request.append(("structlog", StructlogSink(config)))
-    if console_enabled(config):
-        on_worker.append(("console", ConsoleSink()))
+    console = console_mode(config)
+    if console is not None:
+        on_worker.append(("console", ConsoleSink(mode=console)))
     if config["OTEL"]:
         try:
             from .otel import OpenTelemetrySink
@@ -146,6 +151,17 @@ def _builtin(config: dict[str, Any]) -> tuple[list[Named], list[Named]]:
         else:
             on_worker.append(("otel", OpenTelemetrySink()))
     return in_request, on_worker
+
+
+def _store_sink(config: dict[str, Any]) -> Named | None:
+    """The configured store as a sink: ``("memory", store)`` if it is written in the
+    request (the memory store, in process), else ``("store", StoreSink)`` for the worker."""
+    store = get_store(config)
+    if store is None:
+        return None
+    if is_in_process(store):
+        return ("memory", store) if isinstance(store, Sink) else ("memory", StoreSink(store))
+    return ("store", StoreSink(store))
 
 
 def _resolve(config: dict[str, Any]) -> _Resolved:
@@ -208,6 +224,44 @@ def emit(trace: Trace, config: dict[str, Any] | None = None) -> None:
     )
     if resolved.on_worker or announce:
         _enqueue(trace, config, resolved.on_worker, announce=announce, cooling=resolved.cooling)
+
+
+def keep(trace: Trace, config: dict[str, Any] | None = None) -> None:
+    """Hand ``trace`` to the configured store only (no other sink, no announcement).
+
+    For traces that are not requests: ``signaltrace_run``, ``TRACE_COMMANDS``,
+    a task. An in-process store (the memory store) keeps it now; any other
+    store gets it on the sink worker thread, like the worker's sinks (a full
+    queue drops it, counted as ``queue_dropped``). Nothing is kept while
+    ``BUFFER_SIZE`` is 0. Never raises: a store failure is counted as
+    ``store_failures`` and logged once.
+
+    :param config: the settings from ``signaltrace.conf.get_config()``, if at hand.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        if config is None:
+            config = get_config()
+        store = _store_sink(config)
+        if store is None:
+            return
+        if store[0] == "memory":
+            _stats_contained(store, trace)
+        else:
+            _enqueue(trace, config, (store,), announce=False)
+    except Exception as err:
+        log_failure("keeping a trace", err)
+
+
+def _stats_contained(named: Named, trace: Trace) -> None:
+    """An in-request sink call, as :func:`emit` makes it: a failure counted and logged once."""
+    name, sink = named
+    try:
+        sink.emit(trace)
+    except Exception as err:
+        _stats.count("sink_failures")
+        log_failure(f"sink {name}", err)
 
 
 def flush(timeout: float | None = 10.0) -> bool:

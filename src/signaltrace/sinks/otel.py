@@ -156,7 +156,9 @@ class _Export:
             attributes["signaltrace.db.in_atomic"] = bool(call.in_atomic)
             attributes["signaltrace.db.on_commit"] = call.on_commit or 0
         start, end = self.times(call.start_ns, call.duration_ns)
-        span = self.tracer.start_span(
+        span = _start_span(
+            self.tracer,
+            _chosen_span_id(call, parent),
             f"receiver {call.receiver_name}",
             context=otel.set_span_in_context(parent),
             kind=SpanKind.INTERNAL,
@@ -178,6 +180,53 @@ class _Export:
         for child in call.children:
             self.dispatch(child, span)
         span.end(end_time=end)
+
+
+def _chosen_span_id(call: ReceiverCall, parent: Span) -> int | None:
+    """The span id chosen for ``call`` when it published a Celery task, if in this trace.
+
+    The Celery integration runs the publish under a span with an id chosen then
+    (``EnqueuedTask.span``: the publish span's parent); the call's span is
+    exported with that id, so it is the publish's parent.
+    """
+    trace_id = parent.get_span_context().trace_id
+    for task in call.tasks:
+        if task.span is not None and task.span[0] == trace_id:
+            return task.span[1]
+    return None
+
+
+class _ChosenIds:
+    """An SDK id generator handing out one chosen span id first, then the real one's."""
+
+    def __init__(self, base: Any, span_id: int) -> None:
+        self.base = base
+        self.span_id: int | None = span_id
+
+    def generate_span_id(self) -> int:
+        span_id, self.span_id = self.span_id, None
+        return span_id if span_id is not None else int(self.base.generate_span_id())
+
+    def generate_trace_id(self) -> int:
+        return int(self.base.generate_trace_id())
+
+
+def _start_span(tracer: Tracer, span_id: int | None, name: str, **kwargs: Any) -> Span:
+    """``tracer.start_span(name, **kwargs)``, with id ``span_id`` if given (SDK tracers only).
+
+    The OpenTelemetry SDK's tracer takes its ids from its ``id_generator``;
+    for this one span it is one that returns ``span_id`` (this sink's tracer is
+    its own, used on one thread at a time). Another tracer gets a new id.
+    """
+    real = tracer._tracer if isinstance(tracer, otel.ProxyTracer) else tracer
+    base = getattr(real, "id_generator", None)
+    if span_id is None or base is None:
+        return tracer.start_span(name, **kwargs)
+    real.id_generator = _ChosenIds(base, span_id)  # type: ignore[attr-defined]
+    try:
+        return real.start_span(name, **kwargs)
+    finally:
+        real.id_generator = base  # type: ignore[attr-defined]
 
 
 class OpenTelemetrySink:

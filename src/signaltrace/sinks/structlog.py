@@ -8,7 +8,7 @@
 
 Logged with ``structlog.get_logger("signaltrace")`` at ``LOG_LEVEL``, or at
 ``LOG_PROBLEM_LEVEL`` when a receiver raised (even inside ``send_robust``) or
-took at least ``SLOW_MS``. structlog's context variables (a request id bound by
+took at least ``SLOW_MS``, the view raised, or the response is a 5xx. structlog's context variables (a request id bound by
 your middleware, say) are merged in. ``LOG_FIELDS`` picks the fields.
 """
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from signaltrace._format import location
 from signaltrace.conf import LOG_FIELD_NAMES, get_config
 from signaltrace.summary import summarize
 
@@ -49,13 +50,16 @@ def _error(call: ReceiverCall) -> dict[str, Any]:
         "signal": call.dispatch.signal_name,
         "type": error.type,
         "message": error.message,
-        "location": f"{error.filename}:{error.lineno}" if error.filename else None,
+        "location": location(error.filename, error.lineno),
         "swallowed": call.swallowed,
     }
 
 
 def request_fields(trace: Trace, slow_ms: float) -> tuple[dict[str, Any], bool]:
     """Every field of the event for ``trace``, and whether it is a problem request.
+
+    A problem request is one where a receiver raised or was slow, the view
+    raised, or the response is a 5xx: its event logs at ``LOG_PROBLEM_LEVEL``.
 
     .. versionadded:: 0.1.0
     """
@@ -92,7 +96,12 @@ def request_fields(trace: Trace, slow_ms: float) -> tuple[dict[str, Any], bool]:
         fields["error_count"] = len(summary.errors)
     if "exception" in meta:
         fields["exception"] = meta["exception"]
-    return fields, summary.problem or "exception" in meta
+    return fields, summary.problem or "exception" in meta or _server_error(meta.get("status"))
+
+
+def _server_error(status: object) -> bool:
+    """A 5xx status (an int: anything else the middleware did not set)."""
+    return type(status) is int and 500 <= status <= 599
 
 
 class StructlogSink:

@@ -12,6 +12,7 @@ import dis
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import CodeType, FrameType, TracebackType
 from typing import Any, overload
 
@@ -19,7 +20,10 @@ from signaltrace._format import short_path
 from signaltrace.assertions import (
     SignalTraceAssertionError,
     assert_called,
+    assert_matches_snapshot,
+    assert_max_queries,
     assert_no_errors,
+    assert_no_task_before_commit,
     assert_not_called,
     assert_sent,
 )
@@ -384,3 +388,107 @@ class SignalTraceTestMixin:
         return self._signaltrace_check(  # type: ignore[no-any-return]
             "assertNoReceiverErrors", trace, msg, assert_no_errors
         )
+
+    @overload
+    def assertReceiverMaxQueries(
+        self,
+        receiver: object,
+        n: int,
+        /,
+        *,
+        trace: Trace,
+        sender: object = ...,
+        signal: object = ...,
+        msg: str | None = ...,
+        **match: object,
+    ) -> list[ReceiverCall]: ...
+    @overload
+    def assertReceiverMaxQueries(
+        self,
+        receiver: object,
+        n: int,
+        /,
+        *,
+        trace: None = ...,
+        sender: object = ...,
+        signal: object = ...,
+        msg: str | None = ...,
+        **match: object,
+    ) -> DeferredAssertion: ...
+    def assertReceiverMaxQueries(
+        self,
+        receiver: object,
+        n: int,
+        /,
+        *,
+        trace: Trace | None = None,
+        sender: object = None,
+        signal: object = None,
+        msg: str | None = None,
+        **match: object,
+    ) -> list[ReceiverCall] | DeferredAssertion:
+        """Assert that each call of ``receiver`` ran at most ``n`` queries; see
+        :func:`~signaltrace.testing.assert_max_queries`.
+
+        .. versionadded:: 0.1.0
+        """
+        __tracebackhide__ = True
+        return self._signaltrace_check(  # type: ignore[no-any-return]
+            "assertReceiverMaxQueries",
+            trace,
+            msg,
+            assert_max_queries,
+            receiver,
+            n,
+            sender=sender,
+            signal=signal,
+            **match,
+        )
+
+    @overload
+    def assertNoTaskBeforeCommit(self, *, trace: Trace, msg: str | None = ...) -> Trace: ...
+    @overload
+    def assertNoTaskBeforeCommit(
+        self, *, trace: None = ..., msg: str | None = ...
+    ) -> DeferredAssertion: ...
+    def assertNoTaskBeforeCommit(
+        self, *, trace: Trace | None = None, msg: str | None = None
+    ) -> Trace | DeferredAssertion:
+        """Assert that no receiver published a Celery task inside ``transaction.atomic``;
+        see :func:`~signaltrace.testing.assert_no_task_before_commit`.
+
+        .. versionadded:: 0.1.0
+        """
+        __tracebackhide__ = True
+        return self._signaltrace_check(  # type: ignore[no-any-return]
+            "assertNoTaskBeforeCommit", trace, msg, assert_no_task_before_commit
+        )
+
+    def assertTraceMatchesSnapshot(
+        self,
+        trace: Trace | None = None,
+        name: str | None = None,
+        *,
+        queries: bool = False,
+        msg: str | None = None,
+    ) -> Path:
+        """Assert that the trace's normalised tree matches this test's snapshot file.
+
+        See :func:`signaltrace.testing.assert_matches_snapshot`. Without ``trace``,
+        it checks the trace of the test's last :meth:`captureSignals` block. The
+        file is named after the test's class and method; run the tests with
+        ``SIGNALTRACE_UPDATE_SNAPSHOTS=1`` (under pytest:
+        ``--signaltrace-update-snapshots``) to write or rewrite it.
+
+        .. versionadded:: 0.1.0
+        """
+        __tracebackhide__ = True
+        if trace is None:
+            trace = self._signaltrace_last_trace
+            if trace is None:
+                raise TypeError(
+                    "assertTraceMatchesSnapshot() needs a trace: pass one, or call it after "
+                    "a `with self.captureSignals():` block"
+                )
+        path: Path = _checked(msg, assert_matches_snapshot, (name,), {"queries": queries}, trace)
+        return path

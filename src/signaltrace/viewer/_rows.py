@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -12,9 +13,9 @@ from django.utils import timezone
 from signaltrace._format import format_ms, location
 from signaltrace.context import log_failure
 from signaltrace.naming import type_label
-from signaltrace.records import REDACTED, Dispatch, ReceiverCall
-from signaltrace.render import dispatch_summary
-from signaltrace.summary import Summary, summarize
+from signaltrace.records import REDACTED, Dispatch, ReceiverCall, SkippedDispatch
+from signaltrace.render import dispatch_summary, repeated_query
+from signaltrace.stores import Listing, StoredTrace, listing_of
 
 if TYPE_CHECKING:
     from signaltrace.traces import Trace
@@ -22,11 +23,18 @@ if TYPE_CHECKING:
 __all__ = [
     "BrokenRow",
     "ListRow",
+    "SkippedRow",
+    "SqlRow",
+    "TaskLink",
     "TreeRow",
     "list_row",
     "list_row_or_error",
     "receiver_table",
+    "skipped_rows",
+    "sql_rows",
+    "task_node",
     "tree_rows",
+    "truncation_text",
     "unshown",
 ]
 
@@ -39,8 +47,10 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=lambda obj: f"<{type(obj).__name__}>")
 
 
-def _local_time(trace: Trace) -> tuple[str, str]:
+def _local_time(trace: Trace | StoredTrace | Listing) -> tuple[str, str]:
     started = trace.started_at
+    if started is None:  # a listing the store could not read
+        return "", ""
     local = timezone.localtime(started) if timezone.is_aware(started) else started
     return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}", started.isoformat()
 
@@ -68,7 +78,29 @@ class ListRow:
     errors: int
     slow: bool
     exception: str | None
-    summary: Summary = field(repr=False)
+    #: ``"request"``, ``"task"``, ``"command"`` or ``"capture"`` (``Trace.kind``).
+    kind: str
+    #: Operations that skipped connected receivers, and their ``⚠`` lines (the badge's title).
+    skipped: int
+    skipped_title: str
+    #: Whether ``MAX_EVENTS`` cut the trace short, and where (the badge's title).
+    truncated: bool
+    truncated_text: str
+    #: What the filters read: ``errors``, ``signals``, ``receivers``.
+    summary: Listing = field(repr=False)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to see: no dispatch, no skipped operation, no truncation, no view exception.
+
+        The list hides such rows unless asked (``?all=1``).
+        """
+        return not (self.dispatches or self.skipped or self.truncated or self.exception)
+
+    @property
+    def slowest_parts(self) -> tuple[str, str]:
+        """The slowest receiver as ``(module, name)``: the list shows the name, module below."""
+        return _split_name(self.slowest)
 
 
 @dataclass
@@ -98,32 +130,85 @@ def _status(status: Any) -> int | str | None:
     return str(status)
 
 
-def list_row(trace: Trace, slow_ms: float) -> ListRow:
-    """The list-page facts of one request trace."""
-    meta = trace.meta
-    summary = summarize(trace, slow_ms)
-    slowest = summary.slowest[0] if summary.slowest else None
-    time, iso = _local_time(trace)
+def list_row(trace: Trace | StoredTrace | Listing, slow_ms: float) -> ListRow:
+    """The list-page facts of one trace, made from its :class:`~signaltrace.stores.Listing`.
+
+    A listing is what every store can list without reading the trace's tree
+    (shared stores keep it next to the trace); a trace, live or stored, is
+    listed first (:func:`~signaltrace.stores.listing_of`), so the list and the
+    detail page show the same facts whichever store kept the trace.
+    """
+    entry = trace if isinstance(trace, Listing) else listing_of(trace)
+    if entry.error is not None:
+        raise entry.error  # the store could not read this entry
+    meta = entry.meta
+    time, iso = _local_time(entry)
     exception = meta.get("exception")
+    truncated = entry.truncated_at
     return ListRow(
-        id=str(meta.get("id", "")),
+        id=entry.trace_id,
         method=str(meta.get("method") or ""),
-        path=str(meta.get("path") or trace.label or ""),
+        path=str(meta.get("path") or entry.label or ""),
         status=_status(meta.get("status")),
         status_class=_status_class(meta.get("status")),
         view=str(meta.get("view") or ""),
         time=time,
         iso=iso,
-        duration=format_ms(trace.duration_ns),
-        dispatches=summary.dispatches,
-        calls=summary.calls,
-        receiver_time=format_ms(summary.receiver_time_ns),
-        slowest=slowest.receiver_name if slowest else "",
-        slowest_time=format_ms(slowest.duration_ns) if slowest else "",
-        errors=len(summary.errors),
-        slow=bool(summary.slow),
+        duration=format_ms(entry.duration_ns),
+        dispatches=entry.dispatches,
+        calls=entry.calls,
+        receiver_time=format_ms(entry.receiver_time_ns),
+        slowest=entry.slowest,
+        slowest_time=format_ms(entry.slowest_ns) if entry.slowest else "",
+        errors=entry.errors,
+        slow=entry.is_slow(slow_ms),
         exception=None if exception is None else str(exception),
-        summary=summary,
+        kind=str(entry.kind),
+        skipped=len(entry.skipped),
+        skipped_title="\n".join(entry.skipped),
+        truncated=truncated is not None,
+        truncated_text="" if truncated is None else str(truncated),
+        summary=entry,
+    )
+
+
+def truncation_text(trace: Trace) -> str:
+    """Where ``MAX_EVENTS`` cut ``trace`` short (``""`` if it did not)."""
+    if trace.truncated_at is not None:
+        return str(trace.truncated_at)
+    if trace.truncated:  # still open: what was dropped first is named when it closes
+        return f"MAX_EVENTS reached after {trace.events} events"
+    return ""
+
+
+@dataclass
+class SkippedRow:
+    """One operation that skipped connected receivers, as the detail page lists it."""
+
+    operation: str
+    model: str
+    signals: tuple[str, ...]
+    receivers: tuple[str, ...]
+    rows: int | None
+    #: ``short/path.py:12 in function`` (the one path rule), or ``""``.
+    where: str
+
+
+def skipped_rows(trace: Trace) -> list[SkippedRow]:
+    """The detail page's "Receivers that did not run", in the order they happened."""
+    return [_skipped_row(item) for item in trace.skipped]
+
+
+def _skipped_row(item: SkippedDispatch) -> SkippedRow:
+    origin = item.origin
+    where = f"{location(origin.filename, origin.lineno)} in {origin.function}" if origin else ""
+    return SkippedRow(
+        operation=item.operation,
+        model=item.model,
+        signals=tuple(item.signals),
+        receivers=tuple(item.receivers),
+        rows=item.rows,
+        where=where,
     )
 
 
@@ -136,7 +221,7 @@ def unshown(err: BaseException) -> str:
     return type_label(type(err))
 
 
-def list_row_or_error(trace: Trace, slow_ms: float) -> ListRow | BrokenRow:
+def list_row_or_error(trace: Trace | StoredTrace | Listing, slow_ms: float) -> ListRow | BrokenRow:
     """:func:`list_row`, or a :class:`BrokenRow` if the trace cannot be shown (logged once)."""
     try:
         return list_row(trace, slow_ms)
@@ -145,11 +230,10 @@ def list_row_or_error(trace: Trace, slow_ms: float) -> ListRow | BrokenRow:
         return _broken_row(trace, err)
 
 
-def _broken_row(trace: Trace, err: Exception) -> BrokenRow:
+def _broken_row(trace: Trace | StoredTrace | Listing, err: Exception) -> BrokenRow:
     """What can still be read safely: the id (only a valid one) and the time."""
     try:
-        meta = trace.meta
-        trace_id = meta.get("id") if type(meta) is dict else None
+        trace_id = trace.trace_id
     except Exception:
         trace_id = None
     try:
@@ -162,6 +246,23 @@ def _broken_row(trace: Trace, err: Exception) -> BrokenRow:
         time=time,
         iso=iso,
     )
+
+
+@dataclass
+class TaskLink:
+    """A Celery task a receiver call enqueued, as the detail page shows it."""
+
+    name: str
+    #: Celery's task id.
+    id: str
+    #: The id of the task's own trace (``""`` if the task id is not a UUID).
+    trace_id: str
+    #: Whether that trace is in the store (the page links to it).
+    kept: bool
+    #: ``"on commit"``, ``"eagerly, inline"`` or ``""``.
+    how: str
+    #: Published inside ``transaction.atomic``: a worker may run it before the commit.
+    before_commit: bool
 
 
 @dataclass
@@ -192,6 +293,29 @@ class TreeRow:
     facts: list[tuple[str, str]] = field(default_factory=list)
     kwargs: list[tuple[str, str, bool]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    #: Celery tasks the receiver call enqueued.
+    tasks: list[TaskLink] = field(default_factory=list)
+    #: The statements the receiver call ran (``RECORD_SQL``), else None.
+    sql: list[SqlRow] | None = None
+    #: Statements it ran beyond those in :attr:`sql`.
+    sql_omitted: int = 0
+
+
+@dataclass
+class SqlRow:
+    """One statement in a receiver's details: the same statement once, with its count."""
+
+    sql: str
+    count: int
+    #: The labels of its first runs' parameters as JSON text (``RECORD_SQL_PARAMS``).
+    params: list[str] = field(default_factory=list)
+
+
+def sql_rows(call: ReceiverCall) -> list[SqlRow] | None:
+    """The statements of a receiver call for the details panel, or None (``RECORD_SQL`` off)."""
+    if call.sql is None:
+        return None
+    return [SqlRow(s.sql, s.count, [value_text(p) for p in s.params or ()]) for s in call.sql]
 
 
 def _span(start: int, total: int, start_ns: int, duration_ns: int | None) -> tuple[str, str]:
@@ -217,12 +341,26 @@ def signal_window(trace: Trace) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, trace: Trace, slow_ms: float) -> None:
+    def __init__(self, trace: Trace, slow_ms: float, kept: Collection[str] = ()) -> None:
         self.start = trace.start_ns
         self.total = max(trace.duration_ns, 1)
         self.zoom = signal_window(trace)
         self.slow_ns = slow_ms * 1_000_000
+        self.kept = kept
         self.rows: list[TreeRow] = []
+
+    def task_links(self, call: ReceiverCall) -> list[TaskLink]:
+        return [
+            TaskLink(
+                name=task.name,
+                id=task.id,
+                trace_id=task.trace_id or "",
+                kept=(task.trace_id or "") in self.kept,
+                how="eagerly, inline" if task.eager else "on commit" if task.on_commit else "",
+                before_commit=task.before_commit,
+            )
+            for task in call.tasks
+        ]
 
     def geometry(self, start_ns: int, duration_ns: int | None) -> dict[str, Any]:
         left, width = _span(self.start, self.total, start_ns, duration_ns)
@@ -306,10 +444,20 @@ class _Builder:
             facts.append(("on_commit callbacks", str(call.on_commit or 0)))
             if queries:
                 badges.append((f"{queries} quer{'y' if queries == 1 else 'ies'}", "st-b-muted"))
+        repeated = repeated_query(call)  # RECORD_SQL: an N+1
+        if repeated:
+            badges.append((f"{repeated} × same query", "st-b-skipped"))
         if call.is_async:
             badges.append(("async", "st-b-muted"))
         if slow:
             badges.append(("slow", "st-b-slow"))
+        tasks = self.task_links(call)
+        if tasks:
+            facts.append(("Celery tasks", ", ".join(task.name for task in tasks)))
+            badges.append((f"→ {len(tasks)} task{'s' if len(tasks) != 1 else ''}", "st-b-task"))
+            early = sum(task.before_commit for task in tasks)
+            if early:
+                badges.append(("⚠ task before commit", "st-b-skipped"))
         error = None
         if call.error is not None:
             error = {
@@ -345,10 +493,21 @@ class _Builder:
             facts=facts,
             kwargs=_kwargs(dispatch),
             error=error,
+            tasks=tasks,
+            sql=sql_rows(call),
+            sql_omitted=call.sql_omitted,
         )
         self.rows.append(row)
         for i, child in enumerate(call.children, 1):
             self.add_dispatch(child, row_id, level + 1, i, len(call.children))
+
+
+def task_node(rows: list[TreeRow], trace_id: str) -> str:
+    """The id of the row whose receiver call enqueued the task with this trace id, or ``""``."""
+    for row in rows:
+        if any(task.trace_id == trace_id for task in row.tasks):
+            return row.id
+    return ""
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -366,9 +525,12 @@ def _kwargs(dispatch: Dispatch) -> list[tuple[str, str, bool]]:
     ]
 
 
-def tree_rows(trace: Trace, slow_ms: float) -> list[TreeRow]:
-    """The tree, flattened depth-first; big trees open with nested receivers collapsed."""
-    builder = _Builder(trace, slow_ms)
+def tree_rows(trace: Trace, slow_ms: float, kept: Collection[str] = ()) -> list[TreeRow]:
+    """The tree, flattened depth-first; big trees open with nested receivers collapsed.
+
+    :param kept: the ids of the kept traces a call's Celery tasks may link to.
+    """
+    builder = _Builder(trace, slow_ms, kept)
     roots = trace.roots
     for i, root in enumerate(roots, 1):
         builder.add_dispatch(root, "", 1, i, len(roots))

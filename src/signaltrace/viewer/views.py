@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.template import Context, Engine
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
@@ -25,16 +25,20 @@ from signaltrace._stats import stats
 from signaltrace.conf import get_config
 from signaltrace.context import log_failure
 from signaltrace.middleware import settings_errors, shown
-from signaltrace.sinks.memory import buffer
-from signaltrace.traces import Trace
+from signaltrace.stores import Listing, failed, get_store, is_in_process
+from signaltrace.traces import KINDS, Trace
 
 from ._rows import (
+    BrokenRow,
     ListRow,
     list_row,
     list_row_or_error,
     receiver_table,
     signal_window,
+    skipped_rows,
+    task_node,
     tree_rows,
+    truncation_text,
     unshown,
 )
 
@@ -93,6 +97,7 @@ _FOOTER: Final = (
     ("sink_overruns", "slow sink calls", "sink calls longer than SINK_TIMEOUT_MS", True),
     ("sink_skipped", "sink skips", "traces a cooling-down sink was not given", True),
     ("queue_dropped", "queue drops", "traces dropped: the sink queue was full", True),
+    ("store_failures", "store failures", "trace store calls that failed (see the log)", True),
     ("queued", "queued", "traces waiting for the background sinks", False),
     ("open_captures", "open captures", "captures open now, in any thread", False),
 )
@@ -107,53 +112,173 @@ def _footer() -> list[tuple[str, int, str, bool]]:
     ]
 
 
+# -- where the traces come from: the one place that knows ----------------------
+
+
+# The configured store (STORE): every process using a shared one sees every trace.
+
+
+class _StoreError(Exception):
+    """The store could not be read (counted as ``store_failures``, logged once)."""
+
+
+def _recent() -> Sequence[Listing]:
+    """The kept traces, newest first, as list entries.
+
+    :raises _StoreError: if the store cannot be read.
+    """
+    store = get_store()
+    if store is None:
+        return []
+    try:
+        return store.recent()
+    except Exception as err:
+        failed("read", err)
+        raise _StoreError(unshown(err)) from err
+
+
+def _find(trace_id: str) -> Trace | None:
+    """The kept trace with this id, or ``None``: a live :class:`~signaltrace.Trace`
+    (memory store) or a :class:`~signaltrace.stores.StoredTrace` (shared store),
+    which has a trace's reading side, all the pages read.
+
+    :raises _StoreError: if the store cannot be read.
+    """
+    store = get_store()
+    if store is None:
+        return None
+    try:
+        return cast("Trace | None", store.get(trace_id))
+    except Exception as err:
+        failed("read", err)
+        raise _StoreError(unshown(err)) from err
+
+
 def _get(trace_id: str) -> Trace:
-    trace = buffer().get(trace_id)
+    trace = _find(trace_id)
     if trace is None:
         raise Http404("No such trace (it may have been dropped from the buffer).")
     return trace
 
 
-def _matches(row: Any, path: str, errors: bool, signal: str, receiver: str) -> bool:
-    if row.broken:
-        return True  # nothing to match: always listed
-    summary = row.summary
-    if path and path.lower() not in row.path.lower():
-        return False
-    if errors and not (summary.errors or row.exception):
-        return False
-    if signal and signal not in summary.signals:
-        return False
-    return not receiver or any(receiver.lower() in name.lower() for name in summary.receivers)
+def _where() -> str:
+    """Where the list says the traces are kept: this process, or the shared store."""
+    store = get_store()
+    if store is None or is_in_process(store):
+        return "in this process"
+    return f"in the shared {type(store).__name__}"
+
+
+def _family(trace: Trace) -> tuple[Listing | None, list[Listing]]:
+    """The kept parent of ``trace`` and its kept children (traces whose parent it is).
+
+    The store's failure here only leaves the links out (it is counted and logged).
+    """
+    try:
+        entries = _recent()
+    except _StoreError:
+        return None, []
+    parent_id = (trace.parent or {}).get("trace_id")
+    parent = next((entry for entry in entries if entry.trace_id == parent_id), None)
+    children = [
+        entry
+        for entry in entries
+        if entry.parent is not None and entry.parent.get("trace_id") == trace.trace_id
+    ]
+    return parent, children[::-1]  # in the order they started
+
+
+class _Filters:
+    """The list page's query: what to show."""
+
+    def __init__(self, query: QueryDict) -> None:
+        self.path = query.get("path", "").strip()
+        self.errors = query.get("errors") == "1"
+        self.skipped = query.get("skipped") == "1"
+        self.signal = query.get("signal", "").strip()
+        self.receiver = query.get("receiver", "").strip()
+        #: Only traces of this kind (``?kind=task``); an unknown kind matches nothing.
+        self.kind = query.get("kind", "").strip()
+        #: Also list requests that neither dispatched nor skipped anything.
+        self.all = query.get("all") == "1"
+
+    @property
+    def active(self) -> bool:
+        """Whether a filter narrows the list (``all`` widens it: not counted)."""
+        return bool(
+            self.path or self.errors or self.skipped or self.signal or self.receiver or self.kind
+        )
+
+    def matches(self, row: ListRow | BrokenRow) -> bool:
+        if isinstance(row, BrokenRow):
+            return True  # nothing to match: always listed
+        summary = row.summary
+        if self.kind and row.kind != self.kind:
+            return False
+        if self.path and self.path.lower() not in row.path.lower():
+            return False
+        if self.errors and not (summary.errors or row.exception):
+            return False
+        if self.skipped and not row.skipped:
+            return False
+        if self.signal and self.signal not in summary.signals:
+            return False
+        receiver = self.receiver.lower()
+        return not receiver or any(receiver in name.lower() for name in summary.receivers)
+
+    def query(self, **changes: str) -> str:
+        """This query with ``changes``, as ``?a=1&b=2`` (``""`` when empty)."""
+        query = QueryDict(mutable=True)
+        for key in ("path", "signal", "receiver", "kind"):
+            if getattr(self, key):
+                query[key] = getattr(self, key)
+        for key in ("errors", "skipped", "all"):
+            if getattr(self, key):
+                query[key] = "1"
+        for key, value in changes.items():
+            query[key] = value
+        return f"?{query.urlencode()}" if query else ""
 
 
 @never_cache
 @_guarded
 def trace_list(request: HttpRequest) -> HttpResponse:
-    """Recent requests, newest first, with filters: path, has errors, signal, receiver.
+    """Recent requests, newest first, with filters: path, has errors, has skipped, signal,
+    receiver. Requests that neither dispatched nor skipped anything are left out
+    (and counted) unless ``?all=1``.
 
     .. versionadded:: 0.1.0
     """
     config = get_config()
-    path = request.GET.get("path", "").strip()
-    errors = request.GET.get("errors") == "1"
-    signal = request.GET.get("signal", "").strip()
-    receiver = request.GET.get("receiver", "").strip()
-    traces = buffer().traces()
-    rows = [list_row_or_error(trace, config["SLOW_MS"]) for trace in traces]
+    filters = _Filters(request.GET)
+    store_error = None
+    try:
+        entries = _recent()  # all of them: the count says how many the filters show
+    except _StoreError as err:
+        entries, store_error = [], str(err)
+    rows = [list_row_or_error(entry, config["SLOW_MS"]) for entry in entries]
     signals = sorted(
         {name for row in rows if isinstance(row, ListRow) for name in row.summary.signals}
     )
-    shown_rows = [row for row in rows if _matches(row, path, errors, signal, receiver)]
+    matching = [row for row in rows if filters.matches(row)]
+    shown_rows = [
+        row for row in matching if filters.all or isinstance(row, BrokenRow) or not row.quiet
+    ]
     return _render(
         "list.html",
         {
             "rows": shown_rows,
             "total": len(rows),
+            "hidden": len(matching) - len(shown_rows),
+            "show_all_url": filters.query(all="1"),
             "size": config["BUFFER_SIZE"],
             "signals": signals,
-            "filters": {"path": path, "errors": errors, "signal": signal, "receiver": receiver},
-            "filtered": bool(path or errors or signal or receiver),
+            "filters": filters,
+            "filtered": filters.active,
+            "kinds": KINDS,
+            "where": _where(),
+            "store_error": store_error,
+            "narrowed": len(shown_rows) != len(rows),
             "refresh_ms": REFRESH_MS,
             # Read now: why nothing is recorded, where servers run no checks.
             "settings_errors": settings_errors(),
@@ -169,7 +294,13 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
 
     .. versionadded:: 0.1.0
     """
-    trace = _get(trace_id)
+    try:
+        trace = _get(trace_id)
+    except _StoreError as err:
+        context = {"trace_id": trace_id, "error": str(err), "store_error": True}
+        response = _render("unshown.html", context, root="../")
+        response.status_code = 503
+        return response
     try:
         return _detail(trace)
     except Exception as err:  # one trace that cannot be shown: say so, in a page of ours
@@ -184,22 +315,50 @@ def _detail(trace: Trace) -> HttpResponse:
     zoom_start, zoom_ns = signal_window(trace)
     zoom_offset = zoom_start - trace.start_ns
     zoom_ticks = [(f"{i * 25}", f"+{format_ms(zoom_offset + zoom_ns * i // 4)}") for i in range(5)]
+    parent, children = _family(trace)
+    tree = tree_rows(trace, slow_ms, kept={child.trace_id for child in children})
     return _render(
         "detail.html",
         {
             "row": row,
             "meta": trace.meta,
             "trace": trace,
-            "tree": tree_rows(trace, slow_ms),
+            "tree": tree,
+            # Expand all / Collapse all only when a row has children to show or hide.
+            "expandable": any(node.expandable for node in tree),
+            "skipped": skipped_rows(trace),
+            "truncation": truncation_text(trace),
             "receivers": receiver_table(trace),
             "ticks": ticks,
             "zoom_ticks": zoom_ticks,
             # Open zoomed to the signals when they take less than half the request.
             "zoomed": zoom_ns * 2 < trace.duration_ns,
             "slow_ms": slow_ms,
+            # The causal chain across processes: the parent's and children's entries.
+            "parent": parent,
+            "children": children,
+            # The parent's row of the receiver call that enqueued this (Celery) task.
+            "parent_node": _parent_node(trace, parent, slow_ms),
         },
         root="../",
     )
+
+
+def _parent_node(trace: Trace, parent: Listing | None, slow_ms: float) -> str:
+    """The id of the parent trace's tree row whose receiver call enqueued ``trace``, or ``""``.
+
+    (A task's detail page links to that row: ``<parent id>/#n5``.) Reading the
+    parent may fail like any store read: the link then points at the page only.
+    """
+    if parent is None or trace.kind != "task":
+        return ""
+    try:
+        found = _find(parent.trace_id)
+    except _StoreError:
+        return ""
+    if found is None:
+        return ""
+    return task_node(tree_rows(found, slow_ms), trace.trace_id)
 
 
 def _tick(trace: Trace, quarter: int) -> str:
@@ -209,11 +368,15 @@ def _tick(trace: Trace, quarter: int) -> str:
 @never_cache
 @_guarded
 def trace_json(request: HttpRequest, trace_id: str) -> HttpResponse:
-    """The trace as ``trace.to_dict()`` (schema ``signaltrace.trace/1``).
+    """The trace as ``trace.to_dict()`` (schema ``signaltrace.trace/2``).
 
     .. versionadded:: 0.1.0
     """
-    trace = _get(trace_id)
+    try:
+        trace = _get(trace_id)
+    except _StoreError as err:
+        error = f"the trace store could not be read: {err}"
+        return JsonResponse({"error": error, "id": trace_id}, status=503)
     try:
         content = json.dumps(trace.to_dict(), cls=DjangoJSONEncoder, indent=2)
     except Exception as err:

@@ -4,9 +4,11 @@ Uses Django's test clients (no server needed). ``SignalTraceMiddleware``
 records every request, exactly as under ``runserver``; after each request the
 command takes the trace id from the response's ``X-Signaltrace-Id`` header,
 reads the finished trace from the ring buffer the viewer reads
-(``signaltrace.sinks.memory.buffer()``) and prints its tree. Then it checks
-that the home page and the viewer show it. Usernames get a fresh suffix per
-run, so the tour can run any number of times against one database.
+(``demo.tracing.find_trace``) and prints its tree. Then it checks that the
+home page and the viewer show it, and what the viewer's list does with a
+skipped operation, a truncated capture and requests that sent no signal.
+Usernames get a fresh suffix per run, so the tour can run any number of
+times against one database.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import textwrap
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from demo.tracing import trace_url
+from demo.tracing import find_trace, trace_url
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
@@ -25,8 +27,7 @@ from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 
 from accounts.models import BackupRecord, Profile
-from accounts.views import LAST_ACTION
-from signaltrace.sinks.memory import buffer
+from accounts.views import LAST_ACTION, WELCOME_ALL_MAX_EVENTS
 
 MIDDLEWARE = "signaltrace.middleware.SignalTraceMiddleware"
 VIEWER = "http://127.0.0.1:8000/__signaltrace__/"
@@ -62,7 +63,7 @@ class Command(BaseCommand):
             {"email": f"{ann}@example.org", "bio": "Likes tracing signals."},
             "Edit the profile: user.profile.bio = ...; user.save(). save_user_profile saves the Profile.",
         )
-        self.request(
+        bulk = self.request(
             "post",
             "/bulk-import/",
             {"count": 3},
@@ -74,6 +75,14 @@ class Command(BaseCommand):
             {},
             "Send the custom user_welcomed signal with send_robust(): one receiver raises.",
         )
+        self.request(
+            "post",
+            "/welcome-all/",
+            {},
+            "Welcome several users, the loop also recorded by "
+            f"capture(max_events={WELCOME_ALL_MAX_EVENTS}): too small, so it is truncated.",
+        )
+        capture = self.client.session.get(LAST_ACTION, {}).get("capture")
         self.request(
             "post",
             "/async-register/",
@@ -89,6 +98,7 @@ class Command(BaseCommand):
             "Delete the first user: pre_delete backs its data up first.",
         )
         self.pages(last)
+        self.viewer_list(bulk, capture)
 
         without = User.objects.filter(profile__isnull=True).count()
         self.stdout.write(
@@ -126,7 +136,7 @@ class Command(BaseCommand):
             response = getattr(self.client, method)(path, data)
         self.expect(label, response, expect)
         trace_id = response.headers.get("X-Signaltrace-Id")
-        trace = buffer().get(trace_id) if trace_id else None
+        trace = find_trace(trace_id) if trace_id else None
         if trace_id is None or trace is None:
             raise CommandError(
                 f"{label}: no trace (X-Signaltrace-Id: {trace_id}). Is DEBUG on, "
@@ -138,11 +148,24 @@ class Command(BaseCommand):
                 f"  trace.meta: async={trace.meta['async']} view={trace.meta['view']} "
                 "(the middleware ran in async mode)"
             )
-        last = client.session.get(LAST_ACTION)
-        for note in last["notes"] if last else ():
+        last = client.session.get(LAST_ACTION) or {}
+        for number, note in enumerate(last.get("notes", ())):
             self.stdout.write(
                 textwrap.fill(note, 96, initial_indent="  * ", subsequent_indent="    ")
             )
+            for result in last.get("results", ()) if number == 0 else ():
+                self.stdout.write(
+                    textwrap.fill(
+                        f"{result['receiver']} {result['outcome']}",
+                        96,
+                        initial_indent="      - ",
+                        subsequent_indent="        ",
+                    )
+                )
+        captured = find_trace(last["capture"]) if last.get("capture") else None
+        if captured is not None:
+            self.stdout.write("  The view's own capture, kept for the viewer (kind 'capture'):")
+            self.stdout.write(textwrap.indent(captured.render(), "    "))
         self.stdout.write("")
         self.stdout.flush()
         return trace_id
@@ -171,6 +194,44 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
         self.stdout.flush()
+
+    def viewer_list(self, bulk: str, capture: str | None) -> None:
+        """What the viewer's list page makes of skipped operations, truncation and noise."""
+        self.stdout.write(self.style.MIGRATE_HEADING("The viewer's list of recent requests"))
+        listing = "/__signaltrace__/"
+        page = self.get(listing)
+        row = page.split(f'data-href="{bulk}/"', 1)[-1].split("</tr>", 1)[0]
+        if "1 skipped</span>" not in row:
+            raise CommandError(f"GET {listing}: the bulk import has no 'skipped' badge")
+        self.stdout.write(
+            f"  GET {listing}: the bulk import (0 dispatches, 0 calls) has a '1 skipped' badge"
+        )
+        only = self.get(f"{listing}?skipped=1")
+        if f'href="{bulk}/"' not in only or only.count('class="st-path"') != 1:
+            raise CommandError(f"GET {listing}?skipped=1: expected the bulk import alone")
+        self.stdout.write(f"  GET {listing}?skipped=1 ('Has skipped'): the bulk import only")
+        if capture is not None:
+            row = page.split(f'data-href="{capture}/"', 1)[-1].split("</tr>", 1)[0]
+            if "truncated</span>" not in row:
+                raise CommandError(f"GET {listing}: the capped capture has no 'truncated' badge")
+            if 'id="st-truncated"' not in self.get(trace_url(capture)):
+                raise CommandError(f"GET {trace_url(capture)}: no 'Truncated trace' banner")
+            self.stdout.write(
+                f"  GET {listing}: welcome_all's capture is listed as kind 'capture', with a "
+                "'truncated' badge;\n    its page opens with the 'Truncated trace' banner"
+            )
+        hidden = page.split('id="st-hidden">', 1)[-1].split("</p>", 1)[0]
+        if "without signals hidden" not in hidden:
+            raise CommandError(f"GET {listing}: no note about the requests it hides")
+        note = hidden.split(" · ", 1)[0]
+        self.stdout.write(f"  GET {listing}: '{note}' (GET / sends none); ?all=1 lists them too")
+        self.stdout.write("")
+        self.stdout.flush()
+
+    def get(self, url: str) -> str:
+        response = self.client.get(url)
+        self.expect(f"GET {url}", response, 200)
+        return str(response.content.decode())
 
     def expect(self, label: str, response: HttpResponseBase, status: int) -> None:
         if response.status_code != status:

@@ -7,7 +7,8 @@
 
 The command's own output is unchanged; the tree and the summary go to stderr
 after it finishes (or fails), so ``signaltrace_run dumpdata > data.json``
-still writes clean data.
+still writes clean data. The trace (kind ``"command"``) is also kept in the
+store, so the trace viewer lists it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from typing import Any
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from signaltrace._format import format_ms
+from signaltrace import command_traces, sinks
+from signaltrace._format import format_ms, location
 from signaltrace.capturing import capture
+from signaltrace.records import ReceiverCall
+from signaltrace.render import skipped_line
 from signaltrace.traces import Trace
 
 __all__ = ["Command", "summary"]
@@ -38,8 +42,14 @@ def _plain(text: str) -> str:
     return text
 
 
-def summary(trace: Trace, *, top: int = 10) -> str:
+def summary(trace: Trace, *, top: int = 10, tree: bool = True) -> str:
     """Per signal and sender: dispatches and calls; per receiver: calls and time.
+
+    :param top: how many receivers to list by total time, and errors or skipped
+        operations to name when ``tree`` is false.
+    :param tree: whether the tree is printed with the summary. Without it, the
+        summary names the receivers that raised and the skipped operations
+        itself; with it, it points at the tree's ``⚠`` lines.
 
     .. versionadded:: 0.1.0
     """
@@ -85,15 +95,38 @@ def summary(trace: Trace, *, top: int = 10) -> str:
     if errors:
         lines.append(
             f"  errors: {len(errors)} receiver call{'s' if len(errors) != 1 else ''} raised"
+            + ("" if tree else ":")
         )
+        if not tree:
+            lines.extend(f"    {_error_line(call)}" for call in errors[:top])
+            if len(errors) > top:
+                lines.append(f"    … {len(errors) - top} more")
     if trace.skipped:
         count = len(trace.skipped)
-        lines.append(
-            f"  skipped: {count} operation{'s' if count != 1 else ''} skipped connected receivers (⚠ above)"
+        text = (
+            f"  skipped: {count} operation{'s' if count != 1 else ''} skipped connected receivers"
         )
+        if tree:
+            lines.append(f"{text} (⚠ in the tree above)")
+        else:
+            lines.append(f"{text}:")
+            lines.extend(f"    {skipped_line(item)}" for item in trace.skipped[:top])
+            if count > top:
+                lines.append(f"    … {count - top} more")
     if trace.dropped:
         lines.append(f"  dropped: {trace.dropped} events past MAX_EVENTS={trace.max_events}")
     return "\n".join(lines)
+
+
+def _error_line(call: ReceiverCall) -> str:
+    """``receiver raised Type: message (swallowed by send_robust)``, for the summary."""
+    error = call.error
+    assert error is not None
+    line = f"{call.receiver_name} raised {error}"
+    if call.swallowed:
+        line += f" (swallowed by {call.dispatch.method})"
+    where = location(error.filename, error.lineno)
+    return f"{line}  ({where})" if where else line
 
 
 class Command(BaseCommand):
@@ -139,13 +172,15 @@ class Command(BaseCommand):
         command = load_command_class(app_name, name)
         command_line = " ".join([name, *args])
         failure: BaseException | None = None
-        with capture(label=command_line, max_events=options["max_events"]) as trace:
+        block = capture(label=command_line, max_events=options["max_events"], kind="command")
+        with block as trace, command_traces.untraced():  # one trace, even with TRACE_COMMANDS
             trace.meta.update(command=name, args=list(args), command_line=command_line)
             try:
                 call_command(command, *args, stdout=self.stdout, stderr=self.stderr)
             except BaseException as exc:
                 failure = exc
         trace.meta["outcome"] = "ok" if failure is None else f"raised {type(failure).__name__}"
+        sinks.keep(trace)  # the viewer lists it (a shared store: written on the sink worker)
         self._report(trace, options)
         if failure is not None:
             raise failure
@@ -153,7 +188,7 @@ class Command(BaseCommand):
     def _report(self, trace: Trace, options: dict[str, Any]) -> None:
         if not options["no_tree"]:
             self.stderr.write(trace.render(), style_func=_plain)
-        self.stderr.write(summary(trace), style_func=_plain)
+        self.stderr.write(summary(trace, tree=not options["no_tree"]), style_func=_plain)
         path = options["json"]
         if path:
             data = json.dumps(trace.to_dict(), indent=2)

@@ -33,7 +33,10 @@
         self.setAll(button.dataset.treeAction === "expand");
       });
     });
-    var first = tree.querySelector('.st-state-error:not([hidden])') || this.visible()[0];
+    // A link to one row (a task's page links to the receiver that enqueued it: #n5).
+    var linked = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+    if (linked && (!tree.contains(linked) || linked.hidden)) linked = null;
+    var first = linked || tree.querySelector('.st-state-error:not([hidden])') || this.visible()[0];
     if (first) this.select(first, false);
   }
 
@@ -158,7 +161,7 @@
         .then(function (html) {
           if (!html) return;
           var doc = new DOMParser().parseFromString(html, "text/html");
-          ["st-rows", "st-count"].forEach(function (id) {
+          ["st-rows", "st-count", "st-hidden"].forEach(function (id) {
             var fresh = doc.getElementById(id);
             var old = document.getElementById(id);
             if (fresh && old) old.replaceChildren.apply(old, Array.prototype.slice.call(fresh.childNodes));
