@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import weakref
 
 import pytest
 import redis
@@ -339,6 +340,195 @@ class TestCommitHooks:
             connection.set_autocommit(True)
 
 
+class Unreferenceable:
+    """A callable that cannot be weakly referenced (no ``__weakref__``)."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self):
+        self.seen.append(_commit.registered())
+
+
+class TestCommitRegistry:
+    """Which receiver call registered each pending callable: the edges."""
+
+    @pytest.mark.django_db(transaction=True)
+    def test_callables_without_weak_references_are_known_by_id(self):
+        """A callable that cannot be weakly referenced is noted by id while pending."""
+        callback = Unreferenceable()
+        signal = type(user_registered)()
+
+        def registers(sender, **kwargs):
+            transaction.on_commit(callback)
+            transaction.on_commit(callback)  # twice: two registrations, taken in turn
+
+        def unnoted():
+            callback.seen.append("unnoted")
+
+        signal.connect(registers, weak=False)
+        with signaltrace.capture(), transaction.atomic():
+            transaction.on_commit(unnoted)  # outside any receiver: not noted
+            signal.send(sender="s")
+        assert callback.seen[0] == "unnoted"
+        assert None not in callback.seen[1:]
+        assert len(callback.seen) == 3
+        assert not _commit.PENDING
+
+    @pytest.mark.django_db(transaction=True)
+    def test_autocommit_outside_a_receiver(self):
+        """on_commit in autocommit mode, outside any receiver: runs at once, unmarked."""
+        callback = Unreferenceable()
+        with signaltrace.capture():
+            transaction.on_commit(callback)
+        assert callback.seen == [None]
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_registry_is_bounded_and_forgets_the_dead(self, monkeypatch):
+        """Past MAX_PENDING it starts afresh; a discarded callable's entries go with it."""
+        signal = type(user_registered)()
+
+        def registers(sender, **kwargs):
+            def twice():
+                pass
+
+            transaction.on_commit(twice)
+            transaction.on_commit(twice)
+            transaction.on_commit(lambda: None)
+
+        signal.connect(registers, weak=False)
+        with (
+            signaltrace.capture(),
+            transaction.atomic(),
+            contextlib.suppress(RuntimeError),
+            transaction.atomic(),
+        ):
+            signal.send(sender="s")
+            assert len(_commit.PENDING) == 2
+            raise RuntimeError("roll back")
+        gc.collect()
+        assert not _commit.PENDING
+        monkeypatch.setattr(_commit, "MAX_PENDING", 1)
+        with signaltrace.capture(), transaction.atomic():
+            signal.send(sender="s")
+            assert len(_commit.PENDING) == 1  # cleared when the lambda came
+        assert not _commit.PENDING
+
+    def test_a_dead_registration_matches_nothing(self):
+        """An entry under a reused id whose object is another one is not a match."""
+
+        class Other:
+            pass
+
+        func, other = Other(), Other()
+        _commit.PENDING[id(func)] = [(weakref.ref(other), "call")]
+        try:
+            assert _commit._find(func, take=True) is None
+        finally:
+            _commit.PENDING.clear()
+
+    def test_publish_outside_captureoncommitcallbacks(self, broker):
+        """With callables pending, a publish outside any receiver and test helper is unattributed."""
+        _commit.PENDING[0] = [(None, "call")]
+        try:
+            assert _commit.test_callback() is None
+        finally:
+            _commit.PENDING.clear()
+
+
+class TestHandlers:
+    """Celery's signal handlers, called as Celery calls them: edges and containment."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("x", None),
+            ({"trace_id": "short"}, None),
+            ({"trace_id": "A" * 32}, None),
+            ({"trace_id": "a" * 32, "receiver": 5}, {"trace_id": "a" * 32, "receiver": None}),
+            ({"trace_id": "a" * 32, "receiver": "r"}, {"trace_id": "a" * 32, "receiver": "r"}),
+        ],
+    )
+    def test_parent_header_is_checked(self, value, expected):
+        """Only a dict with a 32-hex trace id (and a str receiver) is a parent link."""
+        assert integration._valid_parent(value) == expected
+
+    def test_task_id_in_headers_or_body(self):
+        """Message protocol 2 has the id in the headers, protocol 1 in the body."""
+        assert integration._task_id({"id": "h"}, {"id": "b"}) == "h"
+        assert integration._task_id({}, {"id": "b"}) == "b"
+        assert integration._task_id(None, None) == ""
+
+    def test_no_link_outside_traces(self):
+        """Without a trace in this flow there is no link (and a bad headers value is left)."""
+        assert integration.parent_link() is None
+        with signaltrace.capture():
+            integration._before_publish(sender=TASK, headers="not a dict")
+
+    def test_a_task_run_directly(self):
+        """prerun/postrun without a worker: a non-UUID id, odd retries and state."""
+
+        class Request:
+            retries = "many"
+
+        class Task:
+            name = TASK
+            request = Request()
+
+        integration._prerun(task_id="not-a-uuid", task=Task())
+        integration._postrun(task_id="not-a-uuid", state=None)
+        integration._postrun(task_id="never-started")
+        (trace,) = [t for t in buffer().traces() if t.kind == "task"]
+        assert trace.meta["task_id"] == "not-a-uuid"
+        assert "retries" not in trace.meta
+        assert "state" not in trace.meta
+
+    def test_eager_without_a_call(self):
+        """An eager task outside any receiver, or outside any trace: nothing to record."""
+        app.conf.task_always_eager = True
+        send_welcome.delay(1, "ann")
+        with signaltrace.capture() as trace:
+            send_welcome.delay(2, "bob")
+        assert [d.signal_name for d in trace.dispatches] == ["welcome_sent"]
+
+    def test_failures_are_contained(self, monkeypatch, caplog):
+        """A handler that fails is logged once; the publish and the task go on."""
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        before = signaltrace.stats()["internal_failures"]
+        monkeypatch.setattr(integration, "parent_link", broken)
+        monkeypatch.setattr(integration, "_record", broken)
+        monkeypatch.setattr(integration, "capture", broken)
+        monkeypatch.setattr(integration.sinks, "keep", broken)
+        with signaltrace.capture():
+            register("now")
+        integration._prerun(task_id="t", task=send_welcome)
+        integration._running["t"] = (signaltrace.capture(), None, None)
+        integration._postrun(task_id="t")
+        assert signaltrace.stats()["internal_failures"] - before == 4
+        for place in ("before_task_publish", "after_task_publish", "task_prerun", "task_postrun"):
+            assert f"Celery {place}" in caplog.text
+
+    def test_enable_and_disable_are_idempotent(self):
+        """enable() twice, disable() twice, enable() while uninstalled."""
+        integration.enable()
+        integration.disable()
+        integration.disable()
+        assert integration.Celery.send_task is not integration._traced_send_task
+        signaltrace.uninstall()
+        try:
+            integration.enable()
+            assert not _commit.is_installed()
+        finally:
+            signaltrace.install()
+        assert _commit.is_installed()
+        assert integration.is_enabled()
+
+
 class TestSettings:
     """``SIGNALTRACE["CELERY"]``."""
 
@@ -484,6 +674,64 @@ class TestOpenTelemetry:
         assert run.parent.span_id == publish.context.span_id
         assert signal.parent.span_id == run.context.span_id
         assert len({s.context.trace_id for s in (receiver, publish, run, signal)}) == 1
+
+
+class TestPublishSpan:
+    """The span a publish runs under (OTEL), without a worker."""
+
+    @pytest.fixture(autouse=True)
+    def _otel(self, settings):
+        from opentelemetry import trace as otel
+
+        from tests.test_otel import PROVIDER
+
+        if otel.get_tracer_provider() is not PROVIDER:
+            otel.set_tracer_provider(PROVIDER)
+        settings.SIGNALTRACE = {"ENABLED": True, "LOG_LEVEL": None, "CONSOLE": None, "OTEL": True}
+        self.tracer = PROVIDER.get_tracer("tests")
+
+    def test_one_span_id_per_call_and_trace(self, broker):
+        """Two tasks of one call share its chosen span id; no span, no id."""
+        signal = type(user_registered)()
+
+        def twice(sender, **kwargs):
+            send_welcome.delay(1, "a")
+            send_welcome.delay(2, "b")
+
+        signal.connect(twice, weak=False)
+        with self.tracer.start_as_current_span("request"), signaltrace.capture() as trace:
+            signal.send(sender="s")
+            send_welcome.delay(3, "c")  # outside the receiver: no span chosen
+        first, second = trace.calls[0].tasks
+        assert first.span is not None
+        assert first.span == second.span
+        with signaltrace.capture() as unspanned:
+            signal.send(sender="s")
+        assert [task.span for task in unspanned.calls[0].tasks] == [None, None]
+
+    @pytest.mark.django_db(transaction=True)
+    def test_closed_trace_chooses_no_span(self, broker):
+        """A commit after the trace closed: its spans are exported already, none is chosen."""
+        with (
+            self.tracer.start_as_current_span("request"),
+            transaction.atomic(),
+            signaltrace.capture() as trace,  # closes before the atomic block commits
+        ):
+            register("on_commit")
+        assert header(broker)[0]["trace_id"] == trace.trace_id
+        assert call_of(trace, ON_COMMIT).tasks == ()
+
+    def test_a_failure_leaves_the_publish_alone(self, broker, monkeypatch):
+        """If choosing the span fails, the task is published all the same."""
+
+        def broken():
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(integration, "_otel_attach", broken)
+        with signaltrace.capture() as trace:
+            register("now")
+        assert call_of(trace, NOW).tasks
+        assert len(messages(broker)) == 1
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ ROUNDS = 10
 #: Seconds each of those requests holds its worker.
 PAUSE = 0.2
 #: Seconds to wait for every trace to be written by the workers' sink threads.
-FLUSH_S = 15.0
+FLUSH_S = 30.0
 ROW = re.compile(r'class="st-path" href="([0-9a-f]{32})/"')
 
 
@@ -78,7 +78,7 @@ def spread_requests(base):
     """``{trace id: worker pid}``: rounds of concurrent requests, each holding its worker
     for a moment, until every worker has answered some."""
     served: dict[str, str] = {}
-    for _ in range(ROUNDS):
+    for _ in range(ROUNDS):  # pragma: no branch - some round reaches them all
         for status, headers, body in at_once([f"{base}/pid/?pause={PAUSE}"] * 2 * WORKERS):
             assert status == 200
             assert body.decode() == headers["X-Worker-Pid"]
@@ -92,7 +92,7 @@ def spread_requests(base):
 def listed_by_each_worker(base, wanted):
     """``{worker pid: the wanted ids its viewer lists}``, every worker asked (concurrently)."""
     seen: dict[str, set[str]] = {}
-    for _ in range(ROUNDS):
+    for _ in range(ROUNDS):  # pragma: no branch - some round reaches them all
         for status, headers, body in at_once(
             [f"{base}/__signaltrace__/?pause={PAUSE}"] * 2 * WORKERS
         ):

@@ -1,4 +1,4 @@
-""" "Sent from" across asgiref's sync_to_async hop.
+"""The "Sent from" origin of a dispatch, across asgiref's sync_to_async hop.
 
 A dispatch sent in sync_to_async's worker thread has only asgiref's
 ``thread_handler`` (and Django) on its own stack. The hook wraps

@@ -11,7 +11,6 @@ reaches the request: counted, logged once, shown in the viewer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import pickle
@@ -103,9 +102,10 @@ class ForgetConnections:
     """A sink that drops its thread's database connections (in-memory SQLite ignores close())."""
 
     def emit(self, trace):
-        for alias in connections:
-            with contextlib.suppress(AttributeError):  # none opened in this thread
-                del connections[alias]
+        for wrapper in connections.all(initialized_only=True):  # this thread's
+            if wrapper.connection is not None:
+                wrapper.connection.close()  # Django's close() leaves in-memory SQLite open
+            del connections[wrapper.alias]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 import signaltrace
-from signaltrace import command_traces, context, render, sinks, stores
+from signaltrace import command_traces, context, middleware, render, sinks, stores
 from signaltrace.sinks.memory import buffer
 from tests.testapp.views import view_signal
 
@@ -94,6 +94,11 @@ class TestTheJson:
 
 @pytest.mark.django_db
 class TestRequests:
+    def test_new_id_makes_trace_ids(self):
+        ids = {middleware.new_id() for _ in range(3)}
+        assert len(ids) == 3
+        assert all(re.fullmatch(r"[0-9a-f]{32}", trace_id) for trace_id in ids)
+
     def test_request_traces_are_of_kind_request(self, client):
         response = client.get("/signal/kind/")
         tid = response.headers["X-Signaltrace-Id"]

@@ -106,9 +106,11 @@ def dispatching_threads():
 def test_nothing_lands_after_close(dispatching_threads):
     """Many short all-threads captures while other threads dispatch all the time."""
     closed: list[tuple[Trace, int, int, int, int]] = []
-    deadline = time.monotonic() + 4
     runs = 0
-    while runs < 2000 and time.monotonic() < deadline:
+    recorded = False
+    # A fixed number of runs, not a time budget: a loaded machine runs the same
+    # test, only slower. Past the minimum, go on until some dispatch landed.
+    while runs < 300 or (not recorded and runs < 50_000):
         runs += 1
         with signaltrace.capture(all_threads=True, max_events=50 + runs % 200) as trace:
             if runs % 3:
@@ -118,8 +120,8 @@ def test_nothing_lands_after_close(dispatching_threads):
         assert (len(trace.raw), len(trace.skipped), trace.events, trace.dropped) == frozen
         check_consistent(trace)
         closed.append((trace, *frozen))
-    assert runs >= 200  # the test did something
-    assert any(entry[1] for entry in closed), "no dispatch recorded at all"
+        recorded = recorded or frozen[0] > 0
+    assert recorded, "no dispatch recorded at all"
 
     STOP.set()
     for thread in dispatching_threads:
