@@ -24,7 +24,9 @@ round (the hook is installed/uninstalled between them):
     discarded after the sample.
 ``capture_db``
     as ``capture``, with ``RECORD_DB`` on (what ``DEBUG`` records: per-receiver
-    queries, ``atomic`` state and ``on_commit`` callbacks).
+    queries, ``atomic`` state and ``on_commit`` callbacks, and, as
+    ``RECORD_SQL`` follows ``DEBUG``, on in the test settings, each receiver's
+    statements).
 
 Each figure is the **minimum** over the rounds of the per-operation time of
 one sample, which is the estimator least disturbed by a noisy, shared machine.

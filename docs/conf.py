@@ -53,6 +53,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(django|blinker|asyncio|collections|contextvars|re|datetime|pathlib)\..*"),
     (r"py:class", r"Path"),  # pathlib.Path in a signature
+    (r"py:class", r"MeterProvider"),  # OpenTelemetry's, in signaltrace.sinks.otel_metrics
 ]
 
 # -- Autodoc -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import blinker
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.dispatch import Signal
 from django.test import override_settings
@@ -486,12 +488,25 @@ def use_cache_store(settings, cache, **signaltrace_settings):
     return store
 
 
-@pytest.fixture
-def cache_store(settings, tmp_path):
-    return use_cache_store(
-        settings,
-        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": tmp_path.name},
-    )
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def cache_store(request, settings, tmp_path):
+    """A CacheStore on a LocMemCache, and on a real Redis (bytes, never pickles)."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushdb()
+        cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    else:
+        cache = {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": tmp_path.name,
+        }
+    return use_cache_store(settings, cache)
 
 
 def as_other_process(monkeypatch, pid):
@@ -551,6 +566,8 @@ class TestSharedStore:
         metrics_signal.send(sender=None)
         assert metrics.flush()
         first = metrics._slot[2]
+        assert metrics.flush()
+        assert metrics._slot[2] == first  # its own slot, written again
         metrics._backend(cache_store).delete_many([f"{metrics.PREFIX}:seq"])
         assert metrics.flush()
         assert metrics._slot[2] == 1
@@ -594,23 +611,318 @@ with override_settings(
 """
 
 
-def test_real_processes_through_redis(settings, tmp_path):
+def test_real_processes_through_redis(settings, redis_url):
     """Two other interpreters count and write to Redis; this one adds them up."""
-    with redis_server(tmp_path) as url:
-        use_cache_store(
-            settings, {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    url = redis_url
+    redis.Redis.from_url(url).flushdb()
+    use_cache_store(
+        settings, {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for calls in (3, 4):
+        subprocess.run(
+            [sys.executable, "-c", CHILD.format(url=url, calls=calls)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=120,
         )
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        for calls in (3, 4):
-            subprocess.run(
-                [sys.executable, "-c", CHILD.format(url=url, calls=calls)],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                timeout=120,
-            )
-        metrics_signal.send(sender=None)
-        report = metrics.merged()
+    metrics_signal.send(sender=None)
+    report = metrics.merged()
     assert len(report["processes"]) == 3
     assert row("quick", report["receivers"])["calls"] == 3 + 4 + 1
     assert isinstance(stores.get_store(), CacheStore)
+
+
+class TestSharedStoreEdges:
+    def test_shared(self, cache_store, settings):
+        assert metrics.shared() is True
+        assert metrics.shared(cache_store) is True
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True}
+        assert metrics.shared() is False
+
+    def test_a_slot_taken_by_another_process_is_left_to_it(self, cache_store):
+        backend = metrics._backend(cache_store)
+        metrics_signal.send(sender=None)
+        assert metrics.flush()
+        mine = metrics._slot[2]
+        backend.set(f"{metrics.PREFIX}:process:{mine}", "garbage")  # not even a document
+        assert metrics.flush()
+        assert metrics._slot[2] != mine
+
+    def test_a_fork_takes_a_new_token(self, monkeypatch):
+        monkeypatch.setattr(metrics, "_token", [-1, "the parent's"])
+        token = metrics._own_token()
+        assert token != "the parent's"
+        assert metrics._token == [os.getpid(), token]
+
+    def test_a_failing_cache(self, cache_store, monkeypatch):
+        def down(self, key, text):
+            raise ConnectionError("the cache is down")
+
+        monkeypatch.setattr(metrics._Cache, "set", down)
+        failures = _stats.stats()["store_failures"]
+        assert metrics.flush() is False
+        assert _stats.stats()["store_failures"] == failures + 1
+
+    def test_an_unreadable_counter(self, cache_store):
+        backend = metrics._backend(cache_store)
+        backend.delete_many([f"{metrics.PREFIX}:seq"])
+        backend.set(f"{metrics.PREFIX}:seq", "many")
+        metrics_signal.send(sender=None)
+        report = metrics.merged()
+        assert report["error"].startswith("ValueError")
+        assert row("quick", report["receivers"])["calls"] == 1  # this process's, still
+
+    def test_counters(self):
+        assert metrics._counter(None) == 0
+        assert metrics._counter(b"12") == 12
+        assert metrics._counter("7") == 7
+        assert metrics._counter(3) == 3
+        with pytest.raises(ValueError, match="must be a number"):
+            metrics._counter(1.5)
+
+    def test_expired_entries_and_a_process_without_since(self, cache_store):
+        backend = metrics._backend(cache_store)
+        for _ in range(3):
+            number = backend.incr(f"{metrics.PREFIX}:seq")
+        document = {
+            "schema": metrics.SCHEMA,
+            "token": "other",
+            "process": {"pid": 9, "host": "h"},
+            "since": None,
+            "flushed_at": time.time(),
+            "rows": [],
+        }
+        backend.set(f"{metrics.PREFIX}:process:{number}", json.dumps(document))
+        report = metrics.merged()
+        assert [p["pid"] for p in report["processes"]] == [os.getpid(), 9]
+        assert report["processes"][1]["since"] is None
+
+    def test_unknown_sort(self):
+        with pytest.raises(ValueError, match="sort must be one of"):
+            metrics.merged("slowest")
+
+
+GOOD_ROW = {
+    "receiver": "r",
+    "signal": "s",
+    "location": None,
+    "calls": 1,
+    "errors": 0,
+    "total_ns": 5,
+    "queries": None,
+    "queried_calls": 0,
+    "histogram": [0, 0, 0, 1],
+    "error_total_ns": 0,
+    "error_histogram": [],
+}
+
+
+def document(**changes):
+    data = {
+        "schema": metrics.SCHEMA,
+        "token": "t",
+        "process": {"pid": 1, "host": "h"},
+        "since": 1.0,
+        "flushed_at": 2.0,
+        "rows": [GOOD_ROW],
+    }
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (document(schema="other"), "not a signaltrace.metrics/1 document"),
+        (document(process={"host": "h"}), "must have a pid"),
+        (document(rows={}), "rows must be a list"),
+        (document(rows=[1]), "a row must be an object"),
+        (document(rows=[{**GOOD_ROW, "signal": 1}]), "signal must be a string"),
+        (document(rows=[{**GOOD_ROW, "location": 1}]), "location must be a string or null"),
+        (document(rows=[{**GOOD_ROW, "calls": -1}]), "calls must be an int >= 0"),
+        (document(rows=[{**GOOD_ROW, "queries": "2"}]), "queries must be an int or null"),
+        (document(rows=[{**GOOD_ROW, "histogram": [1.5]}]), "histogram must be a list of ints"),
+        (document(rows=[{**GOOD_ROW, "histogram": [0] * 66}]), "histogram must be a list of ints"),
+    ],
+)
+def test_stored_documents_are_checked(text, message):
+    with pytest.raises(ValueError, match=message):
+        metrics._read_document(text)
+    assert metrics._read_document(document())["rows"] == [GOOD_ROW]
+
+
+class TestFlushThread:
+    def test_started_once(self, monkeypatch):
+        monkeypatch.setattr(metrics, "FLUSH_INTERVAL_S", 60)
+        flusher = metrics._Flusher()
+        flusher.start()
+        thread = flusher.thread
+        flusher.start()
+        assert flusher.thread is thread
+        flusher.stop()
+        thread.join(5)
+        assert not thread.is_alive()
+
+    def test_a_thread_that_cannot_start(self, monkeypatch):
+        def refuse(self):
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        flusher = metrics._Flusher()
+        failures = context.FAILURES
+        flusher.start()
+        assert flusher.thread is None
+        assert failures + 1 == context.FAILURES
+
+    def test_its_failures_are_contained(self, monkeypatch, settings):
+        calls = []
+
+        def flush():
+            calls.append(1)
+            raise ConnectionError("down")
+
+        monkeypatch.setattr(metrics, "FLUSH_INTERVAL_S", 0.01)
+        monkeypatch.setattr(metrics, "flush", flush)
+        flusher = metrics._Flusher()
+        flusher.start()
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        settings.SIGNALTRACE = {"ENABLED": True}  # METRICS off: it writes nothing
+        count = len(calls)
+        time.sleep(0.1)
+        flusher.stop()
+        assert calls
+        assert len(calls) <= count + 1
+
+    def test_restarted_in_a_forked_child(self, monkeypatch):
+        monkeypatch.setattr(metrics, "FLUSH_INTERVAL_S", 60)
+        flusher = metrics._Flusher()
+        flusher.after_fork_in_child()
+        assert flusher.thread is None  # never started: not restarted
+        flusher.wanted = True
+        flusher.after_fork_in_child()
+        assert flusher.thread.is_alive()
+        flusher.stop()
+
+    def test_otel_missing(self, settings, monkeypatch):
+        from signaltrace.sinks import otel_metrics
+
+        def missing(meter_provider=None):
+            raise ImportError("no opentelemetry")
+
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True, "OTEL": True}
+        monkeypatch.setattr(otel_metrics, "install", missing)
+        failures = context.FAILURES
+        metrics.start()
+        metrics.stop()
+        assert failures + 1 == context.FAILURES
+
+    def test_stop_without_otel_imported(self, monkeypatch):
+        monkeypatch.delitem(sys.modules, "signaltrace.sinks.otel_metrics", raising=False)
+        metrics.stop()
+        assert "signaltrace.sinks.otel_metrics" not in sys.modules
+
+
+class TestHotPathEdges:
+    def test_broken_settings(self, monkeypatch):
+        def broken():
+            raise RuntimeError("settings are broken")
+
+        monkeypatch.setattr(_metrics, "get_config", broken)
+        failures = context.FAILURES
+        assert _metrics.refresh() is False
+        assert failures + 1 == context.FAILURES
+        monkeypatch.undo()
+        assert _metrics.refresh() is True
+
+    def test_a_signal_that_cannot_be_weakly_referenced(self):
+        class Slotted:
+            __slots__ = ()
+
+        signal = Slotted()
+        _metrics.observe(signal, [quick], [0, 1500])
+        _metrics.observe(signal, [quick], [0, 500])
+        (item,) = [r for r in _metrics.collect() if r["receiver"] == NAME + "quick"]
+        assert item["calls"] == 2
+        assert item["total_ns"] == 2000
+
+    def test_bad_boundaries_are_contained(self):
+        failures = context.FAILURES
+        _metrics.observe(metrics_signal, [quick, paused], [0, 10])  # one boundary short
+        assert failures + 1 == context.FAILURES
+
+    def test_an_ignored_signal_that_raises(self, settings):
+        settings.SIGNALTRACE = {
+            "ENABLED": True,
+            "METRICS": True,
+            "IGNORE_SIGNALS": ["tests.test_metrics.metrics_ignored"],
+        }
+        metrics_ignored.connect(boom, weak=False, dispatch_uid="metrics-ignored-boom")
+        try:
+            metrics_ignored.send_robust(sender=None)
+        finally:
+            metrics_ignored.disconnect(dispatch_uid="metrics-ignored-boom")
+        assert row("boom") is None
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True}  # not ignored any more
+        metrics_ignored.send(sender=None)
+        assert row("quick")["calls"] == 1
+
+    def test_forgetting_is_by_reference(self):
+        """A weak reference's callback forgets only the entry it made."""
+        metrics_signal.send(sender=None)
+        key = id(metrics_signal)
+        _metrics._signal_gone(key, object())
+        _metrics._function_gone(id(quick), object())
+        assert key in _metrics._SIGNALS
+
+    def test_recorded_dispatches_at_their_edges(self):
+        """Dispatches as the recorder leaves them: a dead or resolved signal, a call
+        still running, a flat loop cut short, and one that cannot be read."""
+        from signaltrace import records
+
+        def raw(signal_ref, flat=None, calls=()):
+            dispatch = [None] * records.D_SIZE
+            dispatch[records.D_SIGNAL] = signal_ref
+            dispatch[records.D_FLAT] = flat
+            dispatch[records.D_CALLS] = list(calls)
+            return dispatch
+
+        call = [None] * 10
+        call[records.C_RECEIVER] = weakref.ref(quick)
+        call[records.C_START], call[records.C_END] = 100, 0  # still running: not counted
+        _metrics.observe_dispatch(raw(("resolved", "x.resolved"), calls=[call]))
+        gone = weakref.ref(Signal())
+        gc.collect()
+        cut = [weakref.ref(quick), 100, weakref.ref(paused), 300]  # no end: cut short
+        _metrics.observe_dispatch(raw(gone, flat=cut))
+        items = {r["receiver"]: r for r in _metrics.collect()}
+        assert items[NAME + "quick"]["signal"] == "<dead signal>"
+        assert items[NAME + "quick"]["calls"] == 1
+        assert NAME + "paused" not in items
+        failures = context.FAILURES
+        _metrics.observe_dispatch(raw(("broken", "x"), flat=[1, 2, 3]))  # 1: no receiver key
+        assert failures + 1 == context.FAILURES
+
+    def test_zero_durations(self):
+        histogram = [3] + [0] * (_metrics.BUCKETS - 1)
+        assert metrics.percentile(histogram, 0.5, total_ns=0) == 0
+
+    def test_past_the_last_call(self):
+        histogram = [0] * _metrics.BUCKETS
+        histogram[10] = 4
+        assert metrics.percentile(histogram, 1.5) == 1024
+
+    def test_the_fork_handler(self, monkeypatch):
+        metrics_signal.send(sender=None)
+        lock = _metrics._LOCK
+        before = metrics.since()
+        _metrics._after_fork_in_child()
+        assert _metrics._LOCK is not lock
+        assert row("quick") is None
+        assert metrics.since() >= before
+        monkeypatch.setattr(_metrics, "_SINCE", [None])  # metrics never on in the parent
+        _metrics._after_fork_in_child()
+        assert metrics.since() is None

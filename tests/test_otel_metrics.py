@@ -210,3 +210,44 @@ def test_a_failing_export_is_contained(reader, monkeypatch):
     failures = context.FAILURES
     assert points(reader, CALLS) == {}  # no exception into the reader, nothing reported
     assert context.FAILURES - failures == 1
+
+
+def test_a_reset_while_reading_waits_for_the_next_collection(reader, monkeypatch):
+    reader, exporter = reader
+    otel_signal.send_robust(sender=None)
+    collect = _metrics.collect
+
+    def collect_then_reset():
+        rows = collect()
+        metrics.reset()
+        return rows
+
+    monkeypatch.setattr(_metrics, "collect", collect_then_reset)
+    assert exporter.export() == 0
+    monkeypatch.setattr(_metrics, "collect", collect)
+    otel_signal.send_robust(sender=None)
+    assert points(reader, CALLS)[("fine", "ok")].value == 1  # only what came after
+
+
+def test_an_api_without_bucket_advice(reader):
+    """opentelemetry-api before 1.23 has no explicit_bucket_boundaries_advisory."""
+    reader, _exporter = reader
+
+    class OldMeter:
+        def __init__(self, meter):
+            self.meter = meter
+
+        def create_histogram(self, name, unit="", description=""):
+            return self.meter.create_histogram(name, unit=unit, description=description)
+
+        def create_observable_counter(self, *args, **kwargs):
+            return self.meter.create_observable_counter(*args, **kwargs)
+
+    class OldProvider:
+        def get_meter(self, name, version=None):
+            return OldMeter(MeterProvider(metric_readers=[old_reader]).get_meter(name, version))
+
+    old_reader = InMemoryMetricReader()
+    MetricsExporter(OldProvider())
+    otel_signal.send_robust(sender=None)
+    assert points(old_reader, DURATION)[("fine", "ok")].count == 1

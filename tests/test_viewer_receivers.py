@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from django.test import override_settings
 
 from signaltrace import context, metrics, sinks
 from signaltrace.sinks.memory import buffer
@@ -287,3 +288,81 @@ def test_every_process_through_a_shared_store(client, settings, tmp_path, monkey
     html = client.get(PAGE).content.decode()
     assert "2 processes sharing the trace store" in html
     assert "web-2" in html
+
+
+@pytest.mark.django_db
+class TestEdges:
+    def test_traces_that_cannot_be_read_give_no_link(self, client, monkeypatch):
+        client.get("/signal/m/")
+        store = receivers.get_store()
+
+        class Failing:
+            def recent(self):
+                return store.recent()
+
+            def get(self, trace_id):
+                raise ValueError("not trace JSON")
+
+        monkeypatch.setattr(receivers, "get_store", Failing)
+        content = data(client)
+        assert by_name(content)["views.record_marker"]["slowest_trace"] is None
+        assert content["errors"] == []  # the page is fine: only the links are missing
+
+    def test_unreadable_entries_are_skipped(self, monkeypatch):
+        from signaltrace.stores import Listing
+
+        class Store:
+            def recent(self):
+                return [
+                    Listing("0" * 32, error=ValueError("bad")),
+                    Listing("1" * 32, receivers=("x",)),
+                ]
+
+            get = None  # never called: neither entry names a receiver asked for
+
+        monkeypatch.setattr(receivers, "get_store", Store)
+        assert receivers.slowest_calls({"y"}) == ({}, None)
+
+    def test_nothing_kept(self, client, settings):
+        settings.SIGNALTRACE = {
+            "ENABLED": True,
+            "LOG_LEVEL": None,
+            "METRICS": True,
+            "BUFFER_SIZE": 0,
+        }
+        client.get("/signal/m/")
+        assert by_name(data(client))["views.record_marker"]["slowest_trace"] is None
+
+    def test_mounted_elsewhere(self, rf):
+        """Without the viewer's URLs to reverse, the link is relative to the viewer."""
+        assert receivers._detail_url(rf.get("/"), "a" * 32).endswith("a" * 32 + "/")
+        request = rf.get("/")
+        request.resolver_match = None
+        with override_settings(ROOT_URLCONF="tests.test_viewer_receivers"):
+            assert receivers._detail_url(request, "b" * 32) == "b" * 32 + "/"
+
+    def test_a_receiver_without_a_location(self):
+        item = {
+            "receiver": "len",
+            "location": None,
+            "signals": ["s"],
+            "calls": 2,
+            "errors": 1,
+            "total_ms": 0.5,
+            "mean_ms": 0.25,
+            "p50_ms": None,
+            "p95_ms": 0.3,
+            "p99_ms": 0.3,
+            "queries": 3,
+            "queried_calls": 1,
+        }
+        row = receivers._row(item, {})
+        assert row.location == ""
+        assert row.short == "len"
+        assert row.module == ""
+        assert row.error_rate == "50.0%"
+        assert row.p50 == "—"
+        assert row.queries == "3 in 1 call"
+
+
+urlpatterns: list[object] = []  # test_mounted_elsewhere: a URLconf without the viewer

@@ -256,14 +256,11 @@ def _receiver_add(receiver: Any, counter: list[Any]) -> Any:
     objects at each dispatch, and are looked up again each time)."""
     label, filename, lineno, _identity = describe(receiver)
     add = _entry(label, filename, lineno, counter[0])[A_PENDING].append
-    table = counter[1]
-    if type(receiver) is types.FunctionType and table is not _IGNORED:
+    if type(receiver) is types.FunctionType:
         key = id(receiver)
         if key not in _FUNCTION_REFS:
             _FUNCTION_REFS[key] = weakref.ref(receiver, functools.partial(_function_gone, key))
-        table[key] = add
-    elif table is _IGNORED:
-        return _NOTHING
+        counter[1][key] = add  # (an ignored signal's table never misses: never here)
     return add
 
 

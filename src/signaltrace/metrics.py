@@ -10,7 +10,7 @@
         print(row["receiver"], row["calls"], row["p95_ms"])
 
 With :setting:`METRICS` on, every receiver call of the process is counted,
-traced or not (see :mod:`signaltrace._metrics` for the hot path): calls,
+traced or not (see ``signaltrace._metrics`` for the hot path): calls,
 errors, total time, a histogram of durations and, for calls recorded with
 :setting:`RECORD_DB`, the statements they ran. :func:`snapshot` reads them,
 :func:`reset` starts over.
@@ -26,10 +26,10 @@ counts and errors are exact.
 
 **Processes.** The aggregates are per process. With a shared
 :class:`~signaltrace.stores.CacheStore` (:setting:`STORE`), each process writes
-its aggregates into the cache every :data:`FLUSH_INTERVAL_S` seconds (on a
+its aggregates into the cache every 10 seconds (``FLUSH_INTERVAL_S``, on a
 thread of its own, started by the app when ``METRICS`` is on), and
-:func:`merged` adds up those of every process that wrote in the last
-:data:`STALE_AFTER_S` seconds; the viewer's Receivers page shows that. With any
+:func:`merged` adds up those of every process that wrote in the last 5 minutes
+(``STALE_AFTER_S``); the viewer's Receivers page shows that. With any
 other store, :func:`merged` is this process only.
 
 .. versionadded:: 0.1.0
@@ -145,14 +145,14 @@ def percentile(histogram: Sequence[int], q: float, total_ns: int | None = None) 
         fraction, spread = _metrics.placement(enumerate(histogram), total_ns)
     rank = q * count
     seen = 0
-    bucket = 0
     for bucket, in_bucket in enumerate(histogram):
         if in_bucket and seen + in_bucket >= rank:
             low, width = _metrics.bucket_bounds(bucket)
             position = (rank - seen) / in_bucket  # how far into the bucket's calls, (0, 1]
             return low + width * (fraction + (position - 0.5) * spread)
         seen += in_bucket
-    low, width = _metrics.bucket_bounds(bucket)  # q > 1: the top of the last bucket
+    # q > 1: the top of the highest bucket holding a call.
+    low, width = _metrics.bucket_bounds(max(b for b, n in enumerate(histogram) if n))
     return float(low + width)
 
 
@@ -307,8 +307,7 @@ class _Cache:
         return int(self.cache.incr(key))
 
     def get_many(self, keys: list[str]) -> list[object]:
-        if not keys:
-            return []
+        """The values of ``keys`` (at least one), ``None`` for each missing."""
         if self.redis:
             made = [self.cache.make_and_validate_key(key) for key in keys]
             return list(self._client(made[0]).mget(made))
@@ -324,10 +323,10 @@ class _Cache:
             self.cache.set(key, text, timeout=STALE_AFTER_S)
 
     def delete_many(self, keys: list[str]) -> None:
+        """Delete ``keys`` (at least one)."""
         if self.redis:
             made = [self.cache.make_and_validate_key(key) for key in keys]
-            if made:
-                self._client(made[0], write=True).delete(*made)
+            self._client(made[0], write=True).delete(*made)
         else:
             self.cache.delete_many(keys)
 
