@@ -17,12 +17,14 @@ errors, total time, a histogram of durations and, for calls recorded with
 
 **Percentiles.** Durations are counted in power-of-two buckets (bucket *b*
 holds the calls that took from 2\\ :sup:`b-1` up to 2\\ :sup:`b` ns). A
-percentile is found in its bucket, then interpolated linearly inside it, as if
-the calls in the bucket were spread evenly over it. The true value lies in the
-same bucket as the estimate, so the estimate is within a factor of two of it
-(its error is at most the bucket's width, which is its lower bound): ``p50_ms
-= 0.75`` means somewhere from 0.52 to 1.05 ms, usually much closer. Totals,
-counts and errors are exact.
+percentile is found in its bucket, then interpolated linearly inside it: the
+calls of a bucket are taken to be spread evenly over part of it, placed so that
+all the calls add up to their exact total time (calls spread over whole
+buckets make it plain linear interpolation; a single call's percentiles are its
+duration). The true value lies in the same bucket as the estimate, so the
+estimate is within a factor of two of it (its error is less than the bucket's
+width, which is its lower bound): ``p50_ms = 0.75`` means somewhere from 0.52
+to 1.05 ms, usually much closer. Totals, counts and errors are exact.
 
 **Processes.** The aggregates are per process. With a shared
 :class:`~signaltrace.stores.CacheStore` (:setting:`STORE`), each process writes
@@ -315,7 +317,7 @@ class _Cache:
         return [found.get(key) for key in keys]
 
     def set(self, key: str, text: str) -> None:
-        """Write ``text`` under ``key`` for :data:`STALE_AFTER_S` seconds."""
+        """Write ``text`` under ``key`` for ``STALE_AFTER_S`` seconds."""
         if self.redis:
             made = self.cache.make_and_validate_key(key)
             self._client(made, write=True).set(made, text.encode("utf-8"), ex=STALE_AFTER_S)
@@ -335,7 +337,7 @@ def _backend(store: Store | None) -> _Cache | None:
     """Where a shared store can hold every process's aggregates, or ``None``.
 
     Only a :class:`~signaltrace.stores.CacheStore` can: in its cache, next to
-    the traces (a process's entry expires :data:`STALE_AFTER_S` seconds after
+    the traces (a process's entry expires ``STALE_AFTER_S`` seconds after
     its last write).
     """
     if isinstance(store, CacheStore) and store.size:
@@ -412,7 +414,7 @@ def _slot_key(backend: _Cache) -> str:
 def flush(store: Store | None = None) -> bool:
     """Write this process's aggregates to the shared store now; whether it could.
 
-    The app does it every :data:`FLUSH_INTERVAL_S` seconds while ``METRICS`` is
+    The app does it every 10 seconds (``FLUSH_INTERVAL_S``) while ``METRICS`` is
     on (and it is what :func:`merged` reads). ``False`` when the store is not
     a :class:`~signaltrace.stores.CacheStore`; a failing cache is counted as
     ``store_failures`` and logged once.

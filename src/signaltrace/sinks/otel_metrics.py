@@ -14,7 +14,7 @@ Two instruments of the meter ``signaltrace``, each with the attributes
     a (cumulative, monotonic) counter of receiver calls.
 
 **Nothing is recorded per call.** The hot path only adds to signaltrace's own
-aggregates (:mod:`signaltrace._metrics`), whatever OpenTelemetry does. When a
+aggregates (``signaltrace._metrics``), whatever OpenTelemetry does. When a
 metric reader collects (the ``PeriodicExportingMetricReader`` every 60 s by
 default, or ``InMemoryMetricReader.get_metrics_data()``), the counter's
 callback reads the aggregates and records into the histogram the calls made
@@ -225,7 +225,10 @@ def installed() -> MetricsExporter | None:
 
 
 def uninstall() -> None:
-    """Stop exporting (OpenTelemetry cannot remove instruments: they report nothing more)."""
+    """Stop exporting (OpenTelemetry cannot remove instruments: they report nothing more).
+
+    .. versionadded:: 0.1.0
+    """
     exporter = _exporter[0]
     if exporter is not None:
         exporter.enabled = False
