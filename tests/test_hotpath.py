@@ -44,7 +44,7 @@ class TestLabelsAndCaches:
         cap = signaltrace.capture()
         trace = cap.__enter__()
         sig.send(sender=None)
-        key = trace.raw[0][D_FLAT][0]  # the flat sync calls: [key, start, ..., end]
+        key = trace.raw[0][D_FLAT]  # the flat sync calls: [..., key, start, ..., end]
         assert isinstance(key, weakref.ref)
         del receiver
         gc.collect()

@@ -120,7 +120,7 @@ class TestCounting:
         settings.SIGNALTRACE = {"ENABLED": True}
         metrics_signal.send(sender=None)
         assert row("quick") is None
-        assert not _metrics.STATE[1]
+        assert not _metrics.STATE[0]
 
     def test_every_call_without_a_capture(self):
         for _ in range(50):
@@ -886,9 +886,8 @@ class TestHotPathEdges:
         def raw(signal_ref, flat=None, calls=()):
             dispatch = [None] * records.D_SIZE
             dispatch[records.D_SIGNAL] = signal_ref
-            dispatch[records.D_FLAT] = flat
             dispatch[records.D_CALLS] = list(calls)
-            return dispatch
+            return dispatch + list(flat or ())  # the flat calls follow the slots
 
         call = [None] * 10
         call[records.C_RECEIVER] = weakref.ref(quick)

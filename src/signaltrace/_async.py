@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from time import perf_counter_ns
 from typing import Any
@@ -66,7 +67,9 @@ async def _run_parallel(
         return []
 
     by_task: dict[asyncio.Task[Any] | None, list[Any]] = {}
-    context.run(CURSOR.set, [calls[0][C_DISPATCH][D_TRACES], by_task, options])
+    context.run(
+        CURSOR.set, [calls[0][C_DISPATCH][D_TRACES], by_task, options, threading.get_ident()]
+    )
 
     async def run(i: int, coro: Awaitable[Any], call: list[Any]) -> None:
         call[C_START] = perf_counter_ns()
@@ -178,7 +181,7 @@ def async_runner(
         tasks = []
         for coro, call in zip(coros, calls, strict=True):
             context = contextvars.copy_context()
-            context.run(CURSOR.set, [traces, call, options])
+            context.run(CURSOR.set, [traces, call, options, threading.get_ident()])
             call[C_START] = perf_counter_ns()
             task = loop.create_task(coro, context=context)
             task.add_done_callback(functools.partial(_task_done, call))

@@ -8,6 +8,7 @@ called. Installed and removed by :func:`signaltrace.install` /
 
 from __future__ import annotations
 
+import threading
 from inspect import iscoroutinefunction
 from time import perf_counter_ns
 from typing import Any
@@ -15,9 +16,8 @@ from typing import Any
 from . import _metrics
 from . import context as _ctx
 from ._hotpath import error_info, new_call, open_dispatch
-from ._metrics import SETTINGS_DICT
 from .context import CURSOR, K_OPTIONS, wants_empty
-from .records import C_END, C_ERROR, C_START, D_END, D_TRACES
+from .records import C_END, C_ERROR, C_START, D_CALLS, D_END, D_TRACES
 
 __all__ = ["REPLACEMENTS", "blinker_send", "blinker_send_async"]
 
@@ -29,12 +29,13 @@ def blinker_send(
         return []
 
     results = []
-    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
-    if cursor is None:
-        metrics = _metrics.STATE
-        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
-            _metrics.refresh()
-        cursor = metrics[2] if metrics[1] else None
+    if not _ctx.ACTIVE:
+        cursor = None
+    else:
+        cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+        if cursor is None:
+            metrics = _metrics.STATE
+            cursor = metrics[1] if metrics[0] else None
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -58,7 +59,8 @@ def blinker_send(
             results.append((receiver, result))
 
         return results
-    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
+    dispatch[D_CALLS] = []
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS], threading.get_ident()]
     token = CURSOR.set(own)
     try:
         for receiver in self.receivers_for(sender):
@@ -81,7 +83,7 @@ def blinker_send(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[1]:
+        if _metrics.STATE[0]:
             _metrics.observe_dispatch(dispatch)
     return results
 
@@ -93,12 +95,13 @@ async def blinker_send_async(
         return []
 
     results = []
-    cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
-    if cursor is None:
-        metrics = _metrics.STATE
-        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
-            _metrics.refresh()
-        cursor = metrics[2] if metrics[1] else None
+    if not _ctx.ACTIVE:
+        cursor = None
+    else:
+        cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
+        if cursor is None:
+            metrics = _metrics.STATE
+            cursor = metrics[1] if metrics[0] else None
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -122,7 +125,8 @@ async def blinker_send_async(
             results.append((receiver, result))
 
         return results
-    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS]]
+    dispatch[D_CALLS] = []
+    own = [dispatch[D_TRACES], None, cursor[K_OPTIONS], threading.get_ident()]
     token = CURSOR.set(own)
     try:
         for receiver in self.receivers_for(sender):
@@ -145,7 +149,7 @@ async def blinker_send_async(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[1]:
+        if _metrics.STATE[0]:
             _metrics.observe_dispatch(dispatch)
     return results
 

@@ -33,9 +33,11 @@ from .records import (
     D_FLAT,
     D_SIZE,
     D_TRACES,
+    MODEL_PK,
     REDACTED,
     ErrorInfo,
     Origin,
+    running_flat_call,
 )
 
 __all__ = [
@@ -138,9 +140,37 @@ def class_info(cls: type) -> tuple[weakref.ref[Any], str, str | None]:
     # Neither call runs user code or raises (see naming).
     label = naming.sender_label(cls)
     attname = naming.pk_attname(cls)
+    if attname is not None and not _plain_dict(cls):
+        attname = None  # its instances' pk is read by naming.kwarg_value()
     entry = (weakref.ref(cls, functools.partial(_forget_class, key)), label, attname)
     _CLASS_INFO[key] = entry
     return entry
+
+
+_type_mro: Final = type.__dict__["__mro__"].__get__
+_type_dict: Final = type.__dict__["__dict__"].__get__
+
+
+def _plain_dict(cls: type) -> bool:
+    """Whether ``instance.__dict__`` runs no user code for instances of ``cls``.
+
+    True unless a class in its MRO defines ``__getattribute__`` or replaces
+    ``__dict__`` with something other than the interpreter's own descriptor.
+    Reads the classes through ``type``'s descriptors (no metaclass code runs).
+    """
+    try:
+        for klass in _type_mro(cls):
+            if klass is object:
+                continue
+            namespace = _type_dict(klass)
+            if "__getattribute__" in namespace:
+                return False
+            entry = namespace.get("__dict__")
+            if entry is not None and type(entry) is not types.GetSetDescriptorType:
+                return False
+        return True
+    except Exception:  # pragma: no cover - type's own descriptors do not raise
+        return False
 
 
 def _forget_class(key: int, ref: weakref.ref[Any]) -> None:
@@ -213,6 +243,10 @@ _STDLIB_DIR: Final = _dir_of("contextlib")
 _INTERNAL_CODE: dict[int, tuple[types.CodeType, int]] = {}
 
 
+#: The code of the last origin :func:`find_origin` found: a dispatch sent
+#: straight from it again needs no walk (see open_dispatch).
+_LAST_EXTERNAL: Final[list[types.CodeType | None]] = [None]
+
 _EXTERNAL: Final = 0
 _INTERNAL: Final = 1
 _BOUNDARY: Final = 2  # a thread hop: what lies beyond is not the caller
@@ -252,6 +286,7 @@ def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | N
         entry = cache.get(id(code))
         kind = entry[1] if entry is not None and entry[0] is code else _classify(code)
         if kind == _EXTERNAL:
+            _LAST_EXTERNAL[0] = code
             return (code, frame.f_lasti)
         if kind == _BOUNDARY:
             return HOP_ORIGIN.get()
@@ -329,28 +364,84 @@ _MAX_KWARGS: Final = 64
 def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
     """The kwargs a dispatch records: redacted, plain and bounded; never raises.
 
-    No user code runs: values are tested with ``type(x) is ...`` (a ``__class__``
-    property or a metaclass ``__hash__`` is never consulted), ints past 64 bits,
-    long strings and keys are cut (see :func:`naming.kwarg_value`), and anything
-    else is labelled by :func:`naming.kwarg_value`, which never raises.
+    The common case, checked here in one pass: every name was seen before and is
+    not redacted (:attr:`~signaltrace.context.Options.plain_keys`), and every
+    value is ``None``, a bool, a float, an int of at most 64 bits, a string of at
+    most 200 characters, or an instance of a model seen before whose pk is such
+    an int or ``None``. Then the call's own dict is kept as it is (``send`` made
+    it for this call and nothing changes it), or, with model instances, a copy
+    in which each is ``(MODEL_PK, label, pk)`` (see
+    :func:`~signaltrace.records.read_kwargs`). Anything else, the first time a
+    name is seen included, goes through :func:`_label_kwargs`.
+
+    No user code runs: types are compared with ``is`` (a ``__class__`` property
+    or a metaclass ``__hash__`` is never consulted), a name must be an exact
+    ``str`` before it is looked up, and a model's ``__dict__`` is read only if
+    its class reads attributes the plain way (see :func:`class_info`).
+    """
+    if len(named) > _MAX_KWARGS:
+        return _label_kwargs(named, options)
+    plain = options.plain_keys
+    out = None
+    for key, value in named.items():
+        if type(key) is not str or key not in plain:
+            return _label_kwargs(named, options)
+        cls = type(value)
+        if value is None or cls is bool or cls is float:
+            continue
+        if cls is int:
+            if _INT_MIN < value < _INT_MAX:
+                continue
+        elif cls is str:
+            if len(value) <= 200:
+                continue
+        else:
+            info = _CLASS_INFO.get(id(cls))
+            if info is not None and info[2] in plain and info[0]() is cls:
+                pk = value.__dict__.get(info[2])
+                if (type(pk) is int and _INT_MIN < pk < _INT_MAX) or pk is None:
+                    if out is None:
+                        out = named.copy()
+                    out[key] = (MODEL_PK, info[1], pk)
+                    continue
+        return _label_kwargs(named, options)
+    return named if out is None else out
+
+
+def _hidden(name: str, options: Any) -> bool:
+    """Whether kwarg (or pk) name ``name`` is redacted; cached per :class:`Options`."""
+    redacted: dict[str, bool] = options.redacted_keys
+    hide = redacted.get(name)
+    if hide is None:
+        hide = options.redact is not None and bool(options.redact.search(name))
+        if len(redacted) > 1000:  # pragma: no cover - bounded cache
+            redacted.clear()
+            options.plain_keys.clear()
+        redacted[name] = hide
+        if not hide:
+            options.plain_keys.add(name)
+    return hide
+
+
+def _label_kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
+    """:func:`_kwargs` for any kwargs: a new dict of plain, bounded labels; never raises.
+
+    Values are tested with ``type(x) is ...``, ints past 64 bits, long strings
+    and keys are cut (see :func:`naming.kwarg_value`), and anything else is
+    labelled by :func:`naming.kwarg_value`, which never raises.
     """
     if len(named) > _MAX_KWARGS:
         return _many_kwargs(named, options)
-    redacted = options.redacted_keys
     classes = _CLASS_INFO
     out: dict[str, Any] = {}
     for key, value in named.items():
         if type(key) is not str:  # a str subclass: its own __hash__ and __eq__ must not run
             key = naming.kwarg_key(key)
-        hide = redacted.get(key)
-        if hide is None:
+        if len(key) > 200:  # recorded cut, and never cached
             hide = options.redact is not None and bool(options.redact.search(key))
-            if len(key) > 200:  # recorded cut, and never cached
-                key = naming.kwarg_key(key)
-            else:
-                redacted[key] = hide
-                if len(redacted) > 1000:  # pragma: no cover - bounded cache
-                    redacted.clear()
+            key = naming.kwarg_key(key)
+        else:
+            hide = _hidden(key, options)
         if hide:
             out[key] = REDACTED
             continue
@@ -369,20 +460,12 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
             info = class_info(cls)
         attname = info[2]
         if attname is not None:
-            hide = redacted.get(attname)
-            if hide is None:
-                hide = redacted[attname] = options.redact is not None and bool(
-                    options.redact.search(attname)
-                )
-            if hide:  # e.g. sessions.Session, whose pk is the session key
+            if _hidden(attname, options):  # e.g. sessions.Session, whose pk is the session key
                 out[key] = f"{info[1]} pk={REDACTED}"
                 continue
-            try:
-                pk = value.__dict__.get(attname)
-            except Exception:  # a model overriding __getattribute__: see kwarg_value()
-                pk = False
+            pk = value.__dict__.get(attname)
             if (type(pk) is int and _INT_MIN < pk < _INT_MAX) or pk is None:
-                out[key] = f"{info[1]} pk={pk}"
+                out[key] = (MODEL_PK, info[1], pk)
                 continue
         out[key] = naming.kwarg_value(value)
     return out
@@ -394,7 +477,7 @@ def _many_kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
         key if type(key) is str else naming.kwarg_key(key): value
         for key, value in itertools.islice(named.items(), _MAX_KWARGS)
     }
-    out = _kwargs(first, options)
+    out = _label_kwargs(first, options)
     out["…"] = f"<{len(named) - len(first)} more kwargs>"
     return out
 
@@ -409,7 +492,10 @@ def new_call(receiver: object, is_async: bool, dispatch: list[Any]) -> list[Any]
     """
     key = weakref.ref(receiver) if type(receiver) is _FunctionType else describe(receiver)
     call = [key, is_async, 0, 0, None, None, dispatch, None, None, None]
-    dispatch[D_CALLS].append(call)
+    calls = dispatch[D_CALLS]
+    if type(calls) is tuple:  # the first (see open_dispatch)
+        calls = dispatch[D_CALLS] = []
+    calls.append(call)
     return call
 
 
@@ -446,7 +532,7 @@ def running_call(cursor: list[Any] | None) -> Any:
 
     In the form a dispatch's ``D_PARENT`` takes: a ``(raw dispatch, flat index)``
     pair while a sync loop's receiver runs (the running call is index
-    ``len(D_FLAT) // 2 - 1``), else a raw call list (async receivers, ``asend``'s
+    :func:`~signaltrace.records.running_flat_call`), else a raw call list (async receivers, ``asend``'s
     thread, blinker). Not for the hot path: for facts attached to a call while
     it runs (a Celery task it publishes, an ``on_commit`` callback it registers).
     """
@@ -457,11 +543,11 @@ def running_call(cursor: list[Any] | None) -> Any:
         call = current_parent(cursor)  # Django 6.1's shared TaskGroup context
     if call is None:
         return None
-    if len(call) == D_SIZE:
-        flat = call[D_FLAT]
-        if flat is None or len(flat) % 2:  # no sync call running (the loop has ended)
+    if len(call) >= D_SIZE:
+        index = running_flat_call(call)
+        if index is None:  # no sync call running (the loop has not started, or ended)
             return None
-        return (call, len(flat) // 2 - 1)
+        return (call, index)
     return call
 
 
@@ -474,7 +560,7 @@ def call_key(call: Any) -> Any:
     """The receiver key (see :func:`resolve_receiver`) of a call :func:`running_call` returned."""
     if type(call) is tuple:
         dispatch, index = call
-        return dispatch[D_FLAT][2 * index]
+        return dispatch[D_FLAT + 2 * index]
     return call[C_RECEIVER]
 
 
@@ -531,36 +617,70 @@ def open_dispatch(
     """Start recording a dispatch; ``None`` if no trace has room (or on failure).
 
     Returns the raw dispatch list (layout in :mod:`signaltrace.records`) with
-    its calls list empty. The caller appends calls and sets the end time.
+    no calls: ``D_CALLS`` is ``()`` until :func:`new_call` adds the first (a
+    caller whose calls may be added from two threads at once, such as
+    ``asend``, sets it to a list first). The caller adds the calls and sets the
+    end time.
     """
     try:
         options = cursor[K_OPTIONS]
         parent = cursor[K_CALL]
-        if parent is not None and type(parent) is dict:
-            parent = current_parent(cursor)  # Django 6.1's shared TaskGroup context
-        if parent is not None and len(parent) == D_SIZE:
-            # A raw dispatch: the flat call of its sync loop running now.
-            parent = (parent, len(parent[D_FLAT]) // 2 - 1)
+        if parent is not None:
+            if type(parent) is dict:
+                parent = current_parent(cursor)  # Django 6.1's shared TaskGroup context
+            if parent is not None and len(parent) >= D_SIZE:
+                # A raw dispatch: the flat call of its sync loop running now.
+                parent = (parent, (len(parent) - D_FLAT) // 2 - 1)
+        if parent is not None:
+            origin = None
+        elif options.record_origin:
+            frame = sys._getframe(2)
+            code = frame.f_code
+            # find_origin()'s first step, inlined for a repeated call site.
+            origin = (code, frame.f_lasti) if code is _LAST_EXTERNAL[0] else find_origin(frame)
+        else:
+            origin = None
+        # The sender: a class is labelled from the class cache.
+        info = _CLASS_INFO.get(id(sender))
         dispatch = [
             weakref.ref(signal),
-            _sender_label(sender),
+            info[1] if info is not None and info[0]() is sender else _sender_label(sender),
             _kwargs(named, options) if named else {},
             method,
             perf_counter_ns(),
             0,
-            find_origin(sys._getframe(2)) if parent is None and options.record_origin else None,
-            [],
+            origin,
+            (),  # D_CALLS: a list once a call is added (before that, sync loops need none)
             parent,
             (),
             receivers,
             None,
             None,
             None,
-            None,
         ]
         traces = cursor[K_TRACES] if not _ctx.GLOBAL_TRACES else _ctx.with_global(cursor[K_TRACES])
-        if len(traces) == 1:  # admit(), inlined for the common case
-            if not traces[0].admit(dispatch, 1 + receivers):
+        if len(traces) == 1:
+            # Trace.admit(), inlined for the common case: one open trace with
+            # room. Anything else takes the method, which counts a drop.
+            trace = traces[0]
+            cost = 1 + receivers
+            admitted = False
+            if not trace.closed:
+                lock = trace._lock
+                lock.acquire()  # not ``with``: it costs twice as much
+                try:
+                    events = trace.events + cost
+                    if (
+                        events <= trace.max_events
+                        and trace._truncated_raw is None
+                        and not trace.closed
+                    ):
+                        trace.events = events
+                        trace.raw.append(dispatch)
+                        admitted = True
+                finally:
+                    lock.release()
+            if not admitted and not trace.admit(dispatch, cost):
                 return None
             room = traces
         else:

@@ -11,9 +11,11 @@ per-receiver aggregates, whether or not a capture is open:
   when it ends. With nothing capturing, such a dispatch is recorded into
   a target that keeps nothing (``_Discard``), through :data:`STATE`'s cursor.
 
-:data:`STATE` is checked once per dispatch that has receivers: it is refreshed
-when Django's settings object changes (``override_settings``, pytest-django's
-``settings`` fixture) and whenever a capture opens (a new ``SIGNALTRACE`` dict).
+:data:`STATE` is read by a dispatch that has receivers while
+:data:`signaltrace.context.ACTIVE` is set (which ``METRICS`` sets). It is
+refreshed (:func:`refresh`) when the hook is installed, whenever a capture opens
+(a new ``SIGNALTRACE`` dict), and whenever ``setting_changed`` is sent
+(``override_settings``, pytest-django's ``settings`` fixture).
 
 **What the hot path does.** An aggregate exists per (receiver label, signal
 name). Each signal has a table, ``id(function) -> append`` of the pending list
@@ -46,12 +48,10 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Final
 
-from django.conf import settings
-
 from . import naming
 from ._hotpath import describe, resolve_receiver
 from .conf import get_config
-from .context import Options, current_options, log_failure
+from .context import Options, current_options, log_failure, watch_metrics
 from .records import (
     C_END,
     C_ERROR,
@@ -61,14 +61,13 @@ from .records import (
     D_CALLS,
     D_DB,
     D_EXTRA,
-    D_FLAT,
     D_SIGNAL,
+    flat_calls,
 )
 
 __all__ = [
     "AGGREGATES",
     "BUCKETS",
-    "SETTINGS_DICT",
     "STATE",
     "bucket_bounds",
     "collect",
@@ -81,12 +80,8 @@ __all__ = [
     "since",
 ]
 
-#: ``LazySettings``' own ``__dict__``: its ``"_wrapped"`` entry is replaced by
-#: ``override_settings`` (and cleared when settings are reconfigured).
-SETTINGS_DICT: Final[dict[str, Any]] = settings.__dict__
-
-#: ``[settings object seen, metrics on, cursor for untraced dispatches or None]``.
-STATE: Final[list[Any]] = [object(), False, None]
+#: ``[metrics on, cursor for untraced dispatches or None]``.
+STATE: Final[list[Any]] = [False, None]
 
 #: Guards the aggregates' counts (not the fast path's appends); replaced in a forked child.
 _LOCK = threading.Lock()
@@ -160,13 +155,19 @@ _ignored: list[frozenset[object]] = [frozenset()]
 
 
 def refresh() -> bool:
-    """Re-read ``METRICS`` from the settings; whether metrics are on."""
-    STATE[0] = SETTINGS_DICT.get("_wrapped")
+    """Re-read ``METRICS`` from the settings; whether metrics are on.
+
+    Called by :func:`~signaltrace.install`, by every ``capture()``, and by the
+    send replacements when ``setting_changed`` is sent (``override_settings``,
+    pytest-django's ``settings`` fixture): signaltrace connects no receiver of
+    its own (see :mod:`signaltrace.conf`).
+    """
     try:
         on = bool(get_config().get("METRICS"))
         if on:
             options = current_options()
-            STATE[2] = [(_Discard(options),), None, options]
+            # Shared by every thread: never changed in place (owner None).
+            STATE[1] = [(_Discard(options),), None, options, None]
             if options.ignored != _ignored[0]:
                 _ignored[0] = options.ignored
                 _SIGNALS.clear()  # each signal's table is chosen again
@@ -175,7 +176,8 @@ def refresh() -> bool:
     except Exception as err:  # settings not configured, or broken
         log_failure("METRICS setting", err)
         on = False
-    STATE[1] = on
+    STATE[0] = on
+    watch_metrics(on)
     return on
 
 
@@ -343,7 +345,7 @@ def observe_dispatch(dispatch: list[Any]) -> None:
             counter = DISPATCHES.setdefault(name, [name, {}])
         name = counter[0]
         with _LOCK:
-            flat = dispatch[D_FLAT]
+            flat = flat_calls(dispatch)
             if flat is not None:
                 extra = dispatch[D_EXTRA] or {}
                 boundaries = dispatch[D_DB]

@@ -18,12 +18,14 @@ read more than Django's; while some capture is open, one
 from __future__ import annotations
 
 import asyncio
+import threading
 import types
 import weakref
 from time import perf_counter_ns
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.core.signals import setting_changed
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NO_RECEIVERS
 
@@ -32,14 +34,15 @@ from . import context as _ctx
 from ._async import async_runner
 from ._compat import SHAPE
 from ._hotpath import describe, error_info, fail, new_call, open_dispatch
-from ._metrics import SETTINGS_DICT
-from .context import CURSOR, K_CALL, K_OPTIONS, wants_empty
-from .records import C_END, C_ERROR, C_START, D_DB, D_END, D_FLAT, D_SQL, D_START, D_TRACES
+from .context import CURSOR, K_CALL, K_OPTIONS, K_OWNER, K_TRACES, wants_empty
+from .records import C_END, C_ERROR, C_START, D_CALLS, D_DB, D_END, D_FLAT, D_SQL, D_START, D_TRACES
 
 __all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
 
 _FUNCTION = types.FunctionType
 key = weakref.ref
+#: Sent by ``override_settings``: ``METRICS`` may have changed (see _metrics.refresh).
+_SETTING_CHANGED = setting_changed
 
 
 def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
@@ -62,12 +65,20 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return []
     responses = []
     sync_receivers, async_receivers = self._live_receivers(sender)
+    if not _ctx.ACTIVE and self is not _SETTING_CHANGED:
+        for receiver in sync_receivers:
+            response = receiver(signal=self, sender=sender, **named)
+            responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, False, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    if self is _SETTING_CHANGED:
+        _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
         metrics = _metrics.STATE
-        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
-            _metrics.refresh()
-        if metrics[1]:
+        if metrics[0]:
             if not async_receivers:
                 # METRICS with nothing capturing: time the receivers, record no tree.
                 clock = perf_counter_ns
@@ -84,7 +95,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                     responses.append((receiver, response))
                 _metrics.observe(self, sync_receivers, times)
                 return responses
-            cursor = metrics[2]
+            cursor = metrics[1]
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -104,11 +115,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
     options = cursor[K_OPTIONS]
-    # The cursor names this dispatch as the parent: a dispatch nested in the
-    # receiver running now is placed under the flat call being recorded.
-    own = [dispatch[D_TRACES], dispatch, options]
-    flat = dispatch[D_FLAT] = []
-    append = flat.append
+    append = dispatch.append  # the flat calls (see records.D_FLAT)
     db: Any = None
     queries: Any = None
     sql: Any = None
@@ -127,7 +134,22 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 statements = sql_state[0]
                 sql = dispatch[D_SQL] = [statements]
                 sql_append = sql.append
-    token = CURSOR.set(own)
+    # The cursor names this dispatch as the parent: a dispatch nested in the
+    # receiver running now is placed under the flat call being recorded. In
+    # place if this thread owns the cursor (see signaltrace.context), else in a
+    # cursor of the dispatch's own.
+    token = None
+    end = 0
+    if (
+        cursor[K_OWNER] == threading.get_ident()
+        and cursor[K_TRACES] is dispatch[D_TRACES]
+        and not async_receivers
+    ):
+        previous = cursor[K_CALL]
+        cursor[K_CALL] = dispatch
+    else:
+        cursor = [dispatch[D_TRACES], dispatch, options, threading.get_ident()]
+        token = CURSOR.set(cursor)
     try:
         for receiver in sync_receivers:
             append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
@@ -142,7 +164,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except BaseException as exc:
-                fail(dispatch, len(flat) // 2 - 1, exc, perf_counter_ns())
+                fail(dispatch, (len(dispatch) - D_FLAT) // 2 - 1, exc, perf_counter_ns())
                 if db is not None:
                     db_append(queries.n)
                     db_append(len(db.run_on_commit))
@@ -151,25 +173,31 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                         sql_append(at)
                 raise
             responses.append((receiver, response))
-        append(perf_counter_ns())
+        end = perf_counter_ns()
+        append(end)
         if db is not None:
             db_append(queries.n)
             db_append(len(db.run_on_commit))
             if sql is not None:
                 sql_state[1] = at = len(statements)
                 sql_append(at)
-        own[K_CALL] = None
         if async_receivers:
+            end = 0  # the dispatch ends after them
+            cursor[K_CALL] = None  # its own cursor (async receivers never run in place)
+            dispatch[D_CALLS] = []
             asend = async_runner(
                 self, sender, named, async_receivers, False, dispatch, cursor[K_OPTIONS]
             )
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
     finally:
-        CURSOR.reset(token)
+        if token is None:
+            cursor[K_CALL] = previous
+        else:
+            CURSOR.reset(token)
         if sql is not None:
             _db.close_sql(sql_state, sql_saved, dispatch)
-        dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[1]:
+        dispatch[D_END] = end or perf_counter_ns()
+        if _metrics.STATE[0]:
             _metrics.observe_dispatch(dispatch)
     return responses
 
@@ -184,12 +212,25 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     # Return a list of tuple pairs [(receiver, response), ... ].
     responses: list[tuple[Any, Any]] = []
     sync_receivers, async_receivers = self._live_receivers(sender)
+    if not _ctx.ACTIVE and self is not _SETTING_CHANGED:
+        for receiver in sync_receivers:
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                responses.append((receiver, err))
+            else:
+                responses.append((receiver, response))
+        if async_receivers:
+            asend = async_runner(self, sender, named, async_receivers, True, None, None)
+            responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
+        return responses
+    if self is _SETTING_CHANGED:
+        _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
         metrics = _metrics.STATE
-        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
-            _metrics.refresh()
-        if metrics[1]:
+        if metrics[0]:
             if not async_receivers:
                 # METRICS with nothing capturing: time the receivers, record no tree.
                 clock = perf_counter_ns
@@ -217,7 +258,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                         responses.append((receiver, response))
                 _metrics.observe(self, sync_receivers, times, failed)
                 return responses
-            cursor = metrics[2]
+            cursor = metrics[1]
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -247,9 +288,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
     options = cursor[K_OPTIONS]
-    own = [dispatch[D_TRACES], dispatch, options]
-    flat = dispatch[D_FLAT] = []
-    append = flat.append
+    append = dispatch.append  # the flat calls (see records.D_FLAT)
     db: Any = None
     queries: Any = None
     sql: Any = None
@@ -268,7 +307,22 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 statements = sql_state[0]
                 sql = dispatch[D_SQL] = [statements]
                 sql_append = sql.append
-    token = CURSOR.set(own)
+    # The cursor names this dispatch as the parent: a dispatch nested in the
+    # receiver running now is placed under the flat call being recorded. In
+    # place if this thread owns the cursor (see signaltrace.context), else in a
+    # cursor of the dispatch's own.
+    token = None
+    end = 0
+    if (
+        cursor[K_OWNER] == threading.get_ident()
+        and cursor[K_TRACES] is dispatch[D_TRACES]
+        and not async_receivers
+    ):
+        previous = cursor[K_CALL]
+        cursor[K_CALL] = dispatch
+    else:
+        cursor = [dispatch[D_TRACES], dispatch, options, threading.get_ident()]
+        token = CURSOR.set(cursor)
     try:
         for receiver in sync_receivers:
             append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
@@ -283,11 +337,13 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
-                fail(dispatch, len(flat) // 2 - 1, err, perf_counter_ns(), db, queries)
+                fail(
+                    dispatch, (len(dispatch) - D_FLAT) // 2 - 1, err, perf_counter_ns(), db, queries
+                )
                 self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                 responses.append((receiver, err))
             except BaseException as exc:
-                fail(dispatch, len(flat) // 2 - 1, exc, perf_counter_ns())
+                fail(dispatch, (len(dispatch) - D_FLAT) // 2 - 1, exc, perf_counter_ns())
                 if db is not None:
                     db_append(queries.n)
                     db_append(len(db.run_on_commit))
@@ -297,25 +353,31 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 raise
             else:
                 responses.append((receiver, response))
-        append(perf_counter_ns())
+        end = perf_counter_ns()
+        append(end)
         if db is not None:
             db_append(queries.n)
             db_append(len(db.run_on_commit))
             if sql is not None:
                 sql_state[1] = at = len(statements)
                 sql_append(at)
-        own[K_CALL] = None
         if async_receivers:
+            end = 0  # the dispatch ends after them
+            cursor[K_CALL] = None  # its own cursor (async receivers never run in place)
+            dispatch[D_CALLS] = []
             asend = async_runner(
                 self, sender, named, async_receivers, True, dispatch, cursor[K_OPTIONS]
             )
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
     finally:
-        CURSOR.reset(token)
+        if token is None:
+            cursor[K_CALL] = previous
+        else:
+            CURSOR.reset(token)
         if sql is not None:
             _db.close_sql(sql_state, sql_saved, dispatch)
-        dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[1]:
+        dispatch[D_END] = end or perf_counter_ns()
+        if _metrics.STATE[0]:
             _metrics.observe_dispatch(dispatch)
     return responses
 
@@ -368,7 +430,7 @@ def _sync_part(
     @sync_to_async
     def sync_send_traced() -> list[tuple[Any, Any]]:
         responses = []
-        own = [dispatch[D_TRACES], None, options]
+        own = [dispatch[D_TRACES], None, options, threading.get_ident()]
         db = _db.probe(named) if options.record_db else None
         sql = db is not None and options.record_sql
         if sql:
@@ -424,12 +486,12 @@ def _sync_part(
 
 async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Any:
     sync_receivers, async_receivers = self._live_receivers(sender)
+    if self is _SETTING_CHANGED:
+        _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
         metrics = _metrics.STATE
-        if metrics[0] is not SETTINGS_DICT.get("_wrapped"):
-            _metrics.refresh()
-        cursor = metrics[2] if metrics[1] else None
+        cursor = metrics[1] if metrics[0] else None
     dispatch = None
     options = None
     if (
@@ -446,6 +508,8 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
             cursor,
             len(sync_receivers) + len(async_receivers),
         )
+        if dispatch is not None:
+            dispatch[D_CALLS] = []  # the thread's calls and the tasks' are added at once
     sync_send = _sync_part(self, sender, named, sync_receivers, robust, dispatch, options)
     run_async = async_runner(self, sender, named, async_receivers, robust, dispatch, options)
     try:
@@ -459,7 +523,7 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
     finally:
         if dispatch is not None:
             dispatch[D_END] = perf_counter_ns()
-            if _metrics.STATE[1]:
+            if _metrics.STATE[0]:
                 _metrics.observe_dispatch(dispatch)
 
 

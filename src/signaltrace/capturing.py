@@ -106,10 +106,11 @@ class capture:
         trace = self.trace = Trace(options, label=self.label, kind=self.kind, parent=self.parent)
         outer = CURSOR.get()
         self._previous = outer
+        # Owned by this thread: its sync dispatches nest in place (see signaltrace.context).
         if outer is None:
-            cursor = [(trace,), None, options]
+            cursor = [(trace,), None, options, threading.get_ident()]
         else:
-            cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options]
+            cursor = [(*outer[K_TRACES], trace), outer[K_CALL], options, threading.get_ident()]
         self._token = CURSOR.set(cursor)
         with _COUNT_LOCK:
             watch_captures(1)

@@ -1,22 +1,32 @@
 """Context-local collection: which traces the current thread or task feeds.
 
 One :class:`~contextvars.ContextVar` holds a *cursor*, a small list
-``[traces, parent_call, options]``:
+``[traces, parent_call, options, owner]``:
 
 - ``traces``: the tuple of open :class:`~signaltrace.Trace` objects this flow
   records into (nested ``capture()`` blocks all see the same records);
 - ``parent_call``: the raw receiver call that new dispatches nest under, or
   ``None`` at the top; a ``dict`` maps asyncio tasks to their call where
   Django 6.1 runs sibling receivers in one shared context;
-- ``options``: the :class:`Options` of the innermost trace.
+- ``options``: the :class:`Options` of the innermost trace;
+- ``owner``: the :func:`threading.get_ident` of the thread that made it, or
+  ``None`` for a cursor no thread may change in place.
 
-Every traced dispatch sets a fresh cursor for the duration of its receivers, so
-concurrent threads and tasks never share a mutable cursor (see
-``explanation/architecture``). Traces opened with ``all_threads=True`` are also
-fed by flows that have no cursor of their own.
+A traced dispatch nests what its receivers send under itself by pointing
+``parent_call`` at itself while they run. In the thread that owns the cursor,
+``send()``/``send_robust()`` do that in place and put the old value back when
+the loop ends: a sync loop runs start to end on one thread's stack (no other
+task of that thread runs meanwhile), so the changes nest strictly. Everywhere
+else (another thread that shares the cursor through a copied context, async
+receivers, blinker) the dispatch sets a fresh cursor of its own for the
+duration of its receivers (see ``explanation/architecture``). Traces opened
+with ``all_threads=True`` are also fed by flows that have no cursor of their
+own.
 
-It also keeps the process-wide counters the send replacements read first:
-:data:`CAPTURING` (open captures anywhere) and :data:`EMPTY_WATCHERS`.
+It also keeps the process-wide flags the send replacements read first:
+:data:`ACTIVE` (a capture is open anywhere, or ``METRICS`` is on; while it is
+``False`` each send method costs one global read), :data:`CAPTURING` (open
+captures anywhere) and :data:`EMPTY_WATCHERS`.
 """
 
 from __future__ import annotations
@@ -36,11 +46,13 @@ from django.utils.module_loading import import_string
 from .conf import get_config
 
 __all__ = [
+    "ACTIVE",
     "CAPTURING",
     "CURSOR",
     "EMPTY_WATCHERS",
     "K_CALL",
     "K_OPTIONS",
+    "K_OWNER",
     "K_TRACES",
     "Options",
     "TraceTarget",
@@ -51,6 +63,7 @@ __all__ = [
     "wants_empty",
     "watch_captures",
     "watch_empty",
+    "watch_metrics",
     "with_global",
 ]
 
@@ -62,10 +75,21 @@ CURSOR: Final[ContextVar[list[Any] | None]] = ContextVar("signaltrace_cursor", d
 K_TRACES: Final = 0
 K_CALL: Final = 1
 K_OPTIONS: Final = 2
+K_OWNER: Final = 3
 
-#: How many captures are open (any thread). While zero, dispatch skips even the
-#: context lookup: installed-but-idle costs one global read.
+#: How many captures are open (any thread). While zero, dispatch skips the
+#: context lookup.
 CAPTURING = 0
+
+#: Whether ``METRICS`` is on (set by :func:`signaltrace._metrics.refresh`).
+METRICS = False
+
+#: ``CAPTURING or METRICS``: whether the send replacements have anything to do.
+#: While ``False`` they run Django's (or blinker's) loop after one global read.
+ACTIVE = False
+
+#: Guards :data:`ACTIVE`'s two inputs (captures and metrics change it from any thread).
+_active_lock = threading.Lock()
 
 #: How many open captures record dispatches without receivers (RECORD_EMPTY);
 #: checked on Django's no-receivers fast exit, which otherwise stays untouched.
@@ -80,6 +104,11 @@ class TraceTarget(Protocol):
     dropped: int
     max_events: int
     options: Options
+    # What open_dispatch() reads and changes when it inlines admit() for an open
+    # trace (Trace's own; a target that is always closed never needs them).
+    raw: list[Any]
+    _lock: threading.Lock
+    _truncated_raw: Any
 
     def admit(self, item: Any, cost: int, skipped: bool = False) -> bool: ...
 
@@ -90,8 +119,18 @@ GLOBAL_TRACES: tuple[Any, ...] = ()
 
 def watch_captures(delta: int) -> None:
     """Count open captures (called by ``capture()``, under its lock)."""
-    global CAPTURING
-    CAPTURING += delta
+    global CAPTURING, ACTIVE
+    with _active_lock:
+        CAPTURING += delta
+        ACTIVE = bool(CAPTURING) or METRICS
+
+
+def watch_metrics(on: bool) -> None:
+    """Record whether ``METRICS`` is on (called whenever the setting is read)."""
+    global METRICS, ACTIVE
+    with _active_lock:
+        METRICS = on
+        ACTIVE = bool(CAPTURING) or on
 
 
 def watch_empty(delta: int) -> None:
@@ -119,6 +158,9 @@ class Options:
     record_sql_params: bool = False
     #: Per-key cache of the redaction decision (keys are a small, finite set).
     redacted_keys: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    #: The keys of :attr:`redacted_keys` that are not redacted (exact ``str``\ s, at
+    #: most 200 characters): the hot path's test of a kwarg name.
+    plain_keys: set[str] = field(default_factory=set, compare=False, repr=False)
 
 
 def current_parent(cursor: list[Any]) -> Any:
@@ -151,7 +193,8 @@ def global_cursor() -> list[Any] | None:
     traces = GLOBAL_TRACES
     if not traces:
         return None
-    return [traces, None, traces[-1].options]
+    # Made for one dispatch and not installed in the context: never changed in place.
+    return [traces, None, traces[-1].options, None]
 
 
 def add_global(trace: TraceTarget) -> None:
@@ -189,8 +232,9 @@ def _failures_after_fork() -> None:
 
     (The parent's lock may have been held by one of its other threads.)
     """
-    global FAILURES, _failures_lock
+    global FAILURES, _failures_lock, _active_lock
     _failures_lock = threading.Lock()
+    _active_lock = threading.Lock()
     FAILURES = 0
     _logged.clear()
 

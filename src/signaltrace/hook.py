@@ -20,7 +20,7 @@ from asgiref.sync import SyncToAsync
 from django.core.exceptions import ImproperlyConfigured
 from django.dispatch import Signal
 
-from . import _blinker, _bulk, _commit, _compat, _db, _hotpath, _send
+from . import _blinker, _bulk, _commit, _compat, _db, _hotpath, _metrics, _send
 from .conf import validated_config
 
 __all__ = ["install", "is_installed", "register_extra", "uninstall"]
@@ -81,6 +81,7 @@ def install(*, blinker: bool | None = None) -> None:
     for setting, install_extra, _uninstall_extra in _extras:
         if config[setting]:
             install_extra()
+    _metrics.refresh()  # METRICS, read again on setting_changed and at each capture()
 
 
 def uninstall() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 __all__ = [
+    "MODEL_PK",
     "REDACTED",
     "Dispatch",
     "EnqueuedTask",
@@ -22,11 +23,35 @@ __all__ = [
     "ReceiverCall",
     "SkippedDispatch",
     "Statement",
+    "flat_calls",
+    "read_kwargs",
+    "running_flat_call",
     "task_trace_id",
 ]
 
 #: What a redacted kwarg (see :setting:`REDACT`) is recorded as.
 REDACTED: Final = "[redacted]"
+
+#: First item of ``(MODEL_PK, "app_label.Model", pk)``: how the hot path records a
+#: model instance kwarg (formatting its label costs more than the rest of the
+#: kwarg); :func:`read_kwargs` makes it ``"app_label.Model pk=N"``. Recorded
+#: kwargs hold no other tuple (a tuple value is labelled as a list).
+MODEL_PK: Final = object()
+
+
+def read_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A raw dispatch's recorded kwargs as :attr:`Dispatch.kwargs` shows them."""
+    for value in kwargs.values():
+        if type(value) is tuple:
+            return {key: _shown(value) for key, value in kwargs.items()}
+    return kwargs
+
+
+def _shown(value: Any) -> Any:
+    if type(value) is tuple and len(value) == 3 and value[0] is MODEL_PK:
+        return f"{value[1]} pk={value[2]}"
+    return value
+
 
 #: ``RECORD_SQL``: statements kept per receiver call (each text once, with a count);
 #: the rest are counted only.
@@ -40,32 +65,47 @@ MAX_PARAMS: Final = 20
 # Raw dispatch layout (a list, mutated while the dispatch runs).
 D_SIGNAL: Final = 0  # weakref to the signal, or a (name, path) tuple once resolved
 D_SENDER: Final = 1  # sender label
-D_KWARGS: Final = 2  # dict of recorded kwargs
+D_KWARGS: Final = 2  # dict of recorded kwargs (see read_kwargs), or the call's own when all plain
 D_METHOD: Final = 3  # "send", "send_robust", "asend", "asend_robust", "blinker.send", ...
 D_START: Final = 4  # perf_counter_ns
 D_END: Final = 5  # perf_counter_ns, 0 while running
 D_ORIGIN: Final = 6  # (code object, line) of the first frame outside Django, or None
-D_CALLS: Final = 7  # raw call lists (async receivers, asend's thread, blinker)
+D_CALLS: Final = 7  # raw call lists (async receivers, asend's thread, blinker); () while none
 D_PARENT: Final = 8  # the raw call it nests under: a call list, a (dispatch, index) pair, or None
 D_TRACES: Final = 9  # tuple of traces that record this dispatch
 D_RECEIVERS: Final = 10  # number of live receivers
-#: The calls of ``send``/``send_robust``'s sync loop, flat: ``[key0, t0, key1, t1,
-#: ..., tN]``. One clock read per receiver boundary: call i starts at ``t_i``
-#: and ends at ``t_(i+1)`` (the last at ``tN``, present once the loop ended).
-D_FLAT: Final = 11
-#: ``{call index: {...}}`` for flat calls that need more than a key and a time,
-#: or None: ``"end"`` and ``"error"`` for a receiver that raised, ``"tasks"``
-#: (:class:`EnqueuedTask` list) for one that published Celery tasks.
-D_EXTRA: Final = 12
+#: ``{call index: {...}}`` for flat calls (see :data:`D_FLAT`) that need more
+#: than a key and a time, or None: ``"end"`` and ``"error"`` for a receiver that
+#: raised, ``"tasks"`` (:class:`EnqueuedTask` list) for one that published Celery tasks.
+D_EXTRA: Final = 11
 #: Per receiver boundary of the flat calls (``RECORD_DB``), or None: the statement
 #: count, the ``on_commit`` count and (at a call's start) whether it is in ``atomic``,
 #: ``[n0, c0, a0, n1, c1, a1, ..., nN, cN]``.
-D_DB: Final = 13
+D_DB: Final = 12
 #: ``[statements, m0, m1, ..., mN]`` (``RECORD_SQL``), or None: the list the DB probe
 #: appends this thread's ``[sql, count, params]`` entries to, and its length at each
 #: receiver boundary of the flat calls (call i ran ``statements[m_i:m_(i+1)]``).
-D_SQL: Final = 14
-D_SIZE: Final = 15  # a raw dispatch's length (a raw call list is shorter)
+D_SQL: Final = 13
+D_SIZE: Final = 14  # the slots of a raw dispatch (a raw call list has fewer)
+#: Where the calls of ``send``/``send_robust``'s sync loop start: they follow the
+#: slots above in the dispatch list itself, flat, ``[..., key0, t0, key1, t1, ...,
+#: tN]`` (no list of their own: one object fewer for the garbage collector to
+#: follow per dispatch). One clock read per receiver boundary: call i starts at
+#: ``t_i`` and ends at ``t_(i+1)`` (the last at ``tN``, present once the loop
+#: ended). See :func:`flat_calls`.
+D_FLAT: Final = D_SIZE
+
+
+def flat_calls(dispatch: list[Any]) -> list[Any] | None:
+    """A snapshot of a raw dispatch's flat calls (``[key0, t0, ..., tN]``), or None."""
+    return dispatch[D_FLAT:] if len(dispatch) > D_FLAT else None
+
+
+def running_flat_call(dispatch: list[Any]) -> int | None:
+    """The index of the flat call of ``dispatch``'s sync loop running now, or None."""
+    n = len(dispatch) - D_FLAT
+    return None if n <= 0 or n % 2 else n // 2 - 1
+
 
 # Raw receiver-call layout.
 C_RECEIVER: Final = 0  # weakref to a function, or (label, filename, line, identity token)

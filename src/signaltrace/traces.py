@@ -58,6 +58,8 @@ from .records import (
     ReceiverCall,
     SkippedDispatch,
     Statement,
+    flat_calls,
+    read_kwargs,
 )
 
 __all__ = ["KINDS", "Trace", "Truncation", "add_fact"]
@@ -322,17 +324,16 @@ class Trace:
                         else ("<dead signal>", "<dead signal>")
                     )
                 raw[D_SIGNAL] = label
-            flat = raw[D_FLAT]
-            if flat is not None:
-                # Keys sit at even indices; each is followed by its start time.
-                for j in range(0, len(flat) - 1, 2):
-                    key = flat[j]
-                    if type(key) is tuple:
-                        continue
-                    desc = receivers.get(id(key))
-                    if desc is None:
-                        desc = receivers[id(key)] = resolve_receiver(key)
-                    flat[j] = desc
+            # The flat calls' keys sit at D_FLAT, D_FLAT + 2, ...; each is
+            # followed by its start time.
+            for j in range(D_FLAT, len(raw) - 1, 2):
+                key = raw[j]
+                if type(key) is tuple:
+                    continue
+                desc = receivers.get(id(key))
+                if desc is None:
+                    desc = receivers[id(key)] = resolve_receiver(key)
+                raw[j] = desc
             for raw_call in list(raw[D_CALLS]):
                 key = raw_call[C_RECEIVER]
                 if type(key) is tuple:
@@ -387,7 +388,7 @@ class Trace:
                     signal_name=name,
                     signal_path=path,
                     sender=raw[D_SENDER],
-                    kwargs=raw[D_KWARGS],
+                    kwargs=read_kwargs(raw[D_KWARGS]),
                     method=raw[D_METHOD],
                     start_ns=raw[D_START],
                     duration_ns=raw[D_END] - raw[D_START] if raw[D_END] else None,
@@ -396,9 +397,8 @@ class Trace:
                 )
                 by_id[id(raw)] = dispatch
                 dispatches.append(dispatch)
-                flat = raw[D_FLAT]
+                flat = flat_calls(raw)  # a snapshot: the loop may still be appending
                 if flat is not None:
-                    flat = list(flat)  # a snapshot: the loop may still be appending
                     extra = raw[D_EXTRA] or {}
                     db_calls = raw[D_DB]
                     n = len(flat)
