@@ -8,6 +8,7 @@ import gc
 import threading
 import weakref
 
+from django.contrib.auth.models import User
 from django.dispatch import Signal
 
 import signaltrace
@@ -17,6 +18,22 @@ from signaltrace.records import D_FLAT
 
 def ok(sender, **kwargs):
     return "ok"
+
+
+#: Attribute reads of Watched instances.
+WATCHED: list[str] = []
+
+
+class Watched(User):
+    """A model reading its attributes its own way."""
+
+    class Meta:
+        proxy = True
+        app_label = "auth"
+
+    def __getattribute__(self, name):
+        WATCHED.append(name)
+        return super().__getattribute__(name)
 
 
 class TestLabelsAndCaches:
@@ -108,8 +125,6 @@ class TestLabelsAndCaches:
         assert lone.dispatches == []
 
     def test_non_int_pk_and_non_str_alias(self):
-        from django.contrib.auth.models import User
-
         user = User(username="x")
         user.__dict__["id"] = "str-pk"
         sig = Signal()
@@ -117,6 +132,65 @@ class TestLabelsAndCaches:
         with signaltrace.capture() as trace:
             sig.send(sender=None, instance=user, using=123)
         assert trace.dispatches[0].kwargs["instance"] == "auth.User pk=str-pk"
+
+
+class TestKwargs:
+    """_kwargs' one-pass fast path, and what falls back to the full labelling."""
+
+    def send_twice(self, **kwargs):
+        """The first dispatch learns the names; the second takes the fast path."""
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as trace:
+            sig.send(sender=None, **kwargs)
+            sig.send(sender=None, **kwargs)
+        first, second = (d.kwargs for d in trace.dispatches)
+        assert first == second
+        return second
+
+    def test_plain_values_kept_as_they_are(self):
+        kwargs = {"n": 2**63, "f": 1.5, "b": True, "none": None, "s": "x" * 200}
+        assert self.send_twice(**kwargs) == kwargs
+
+    def test_bounded_on_the_fast_path_too(self):
+        kwargs = self.send_twice(big=2**64, long="y" * 201)
+        assert kwargs["big"] == "<int, 20 digits>"
+        assert len(kwargs["long"]) == 200
+
+    def test_a_model_instance_is_its_label_and_never_kept(self):
+        sig = Signal()
+        sig.connect(ok)
+        with signaltrace.capture() as trace:
+            for pk in (1, 2):
+                user = User(pk=pk, username="x")
+                ref = weakref.ref(user)
+                sig.send(sender=None, instance=user, created=True)
+                del user
+                gc.collect()
+                assert ref() is None  # the open trace holds no reference to it
+        assert [d.kwargs for d in trace.dispatches] == [
+            {"instance": "auth.User pk=1", "created": True},
+            {"instance": "auth.User pk=2", "created": True},
+        ]
+
+    def test_redacted_names_every_time(self):
+        assert self.send_twice(password="hunter2", user_token=1) == {
+            "password": "[redacted]",
+            "user_token": "[redacted]",
+        }
+
+    def test_a_model_whose_pk_is_redacted(self):
+        from tests.testapp.models import ApiKey
+
+        kwargs = self.send_twice(instance=ApiKey(key="k"))
+        assert kwargs == {"instance": "testapp.ApiKey pk=[redacted]"}
+
+    def test_a_model_reading_attributes_its_own_way(self):
+        """Its pk is read without running its __getattribute__ (naming.kwarg_value)."""
+        instance = Watched(pk=7)
+        WATCHED.clear()
+        assert self.send_twice(instance=instance) == {"instance": "auth.Watched pk=7"}
+        assert WATCHED == []
 
 
 class TestAdmission:

@@ -303,24 +303,32 @@ HOP_ORIGIN: Final[ContextVar[tuple[types.CodeType, int] | None]] = ContextVar(
 
 
 def hop_call(original: Callable[..., Any]) -> Callable[..., Any]:
-    """asgiref's ``SyncToAsync.__call__``, carrying the caller's origin into the thread.
+    """asgiref's ``SyncToAsync.__call__``, carrying the caller's origin and cursor into the thread.
 
-    While no capture is open it only calls ``original``. While one is, the origin
-    of the code calling ``sync_to_async(func)(...)`` (``acreate()``'s caller, or
-    the async view that wraps ``send_robust``) is found when the hop starts and
-    set in :data:`HOP_ORIGIN` while the hop runs, so a dispatch sent in the
-    thread, whose own stack reaches only asgiref's ``thread_handler``, gets it.
+    While no capture is open it only calls ``original``. While one is, the
+    thread gets, for the duration of the hop:
+
+    - the origin of the code calling ``sync_to_async(func)(...)`` (``acreate()``'s
+      caller, or the async view that wraps ``send_robust``), found when the hop
+      starts, in :data:`HOP_ORIGIN`, so a dispatch sent in the thread, whose own
+      stack reaches only asgiref's ``thread_handler``, gets it;
+    - a copy of the awaiting flow's cursor that no thread changes in place (see
+      :mod:`signaltrace.context`): the event loop's thread goes on running
+      other tasks, whose sync dispatches may point the shared cursor at
+      themselves for a moment, and the thread must not see that.
+
     A plain function returning the coroutine (marked as a coroutine function,
-    like the original): the hop gets no frame of its own unless one is found.
+    like the original): the hop gets no frame of its own unless a capture is open.
     """
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _ctx.CAPTURING:
             return original(self, *args, **kwargs)
         found = find_origin(sys._getframe(1))
-        if found is None:
+        cursor = _ctx.CURSOR.get()
+        if found is None and cursor is None:
             return original(self, *args, **kwargs)
-        return _hop(original(self, *args, **kwargs), found)
+        return _hop(original(self, *args, **kwargs), found, cursor)
 
     __call__.__qualname__ = getattr(original, "__qualname__", "__call__")
     __call__.__doc__ = original.__doc__
@@ -328,14 +336,25 @@ def hop_call(original: Callable[..., Any]) -> Callable[..., Any]:
     return markcoroutinefunction(__call__)
 
 
-async def _hop(coro: Coroutine[Any, Any, Any], found: tuple[types.CodeType, int]) -> Any:
+async def _hop(
+    coro: Coroutine[Any, Any, Any],
+    found: tuple[types.CodeType, int] | None,
+    cursor: list[Any] | None,
+) -> Any:
     __tracebackhide__ = True  # pytest
     __traceback_hide__ = True  # Django's debug page
-    token = HOP_ORIGIN.set(found)
+    token = HOP_ORIGIN.set(found) if found is not None else None
+    shared = None
+    if cursor is not None:
+        # asgiref copies this context for the thread when the hop starts.
+        shared = _ctx.CURSOR.set([cursor[K_TRACES], cursor[K_CALL], cursor[K_OPTIONS], None])
     try:
         return await coro
     finally:
-        HOP_ORIGIN.reset(token)
+        if shared is not None:
+            _ctx.CURSOR.reset(shared)
+        if token is not None:
+            HOP_ORIGIN.reset(token)
 
 
 def make_origin(found: tuple[types.CodeType, int] | None) -> Origin | None:

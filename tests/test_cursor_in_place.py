@@ -1,0 +1,171 @@
+"""The cursor a sync dispatch changes in place, and who may see it (signaltrace.context).
+
+In the thread that owns the cursor, ``send()``/``send_robust()`` point it at
+themselves while their receivers run and put it back afterwards; any other
+flow that shares it must see it as it was, or a cursor of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.dispatch import Signal
+
+import signaltrace
+from signaltrace import context
+from signaltrace.context import CURSOR, K_CALL, K_OWNER
+
+outer = Signal()
+inner = Signal()
+other = Signal()
+
+WAIT = 10  # seconds: only ever reached if the test is broken
+
+
+def nest(sender, **kwargs):
+    inner.send(sender=sender)
+
+
+def nothing(sender, **kwargs):
+    return None
+
+
+@pytest.fixture
+def connected():
+    inner.connect(nothing, weak=False)
+    other.connect(nothing, weak=False)
+    yield
+    inner.disconnect(nothing)
+    other.disconnect(nothing)
+
+
+def names(trace):
+    return [
+        (d.signal_name, d.parent.receiver_name.rsplit(".", 1)[-1] if d.parent else None)
+        for d in trace.dispatches
+    ]
+
+
+class TestOwner:
+    def test_a_capture_is_owned_by_its_thread(self):
+        with signaltrace.capture():
+            assert CURSOR.get()[K_OWNER] == threading.get_ident()
+
+    def test_nested_then_restored(self, connected):
+        outer.connect(nest, weak=False)
+        try:
+            with signaltrace.capture() as trace:
+                cursor = CURSOR.get()
+                outer.send(sender=None)
+                assert cursor[K_CALL] is None  # put back
+                assert CURSOR.get() is cursor  # no cursor was set for the dispatch
+                outer.send_robust(sender=None)
+                assert cursor[K_CALL] is None
+        finally:
+            outer.disconnect(nest)
+        assert names(trace) == [
+            ("outer", None),
+            ("inner", "nest"),
+            ("outer", None),
+            ("inner", "nest"),
+        ]
+
+    def test_restored_when_a_receiver_raises(self):
+        def boom(sender, **kwargs):
+            raise ZeroDivisionError
+
+        outer.connect(boom, weak=False)
+        try:
+            with signaltrace.capture() as trace:
+                cursor = CURSOR.get()
+                with pytest.raises(ZeroDivisionError):
+                    outer.send(sender=None)
+                assert cursor[K_CALL] is None
+                outer.send_robust(sender=None)
+                assert cursor[K_CALL] is None
+        finally:
+            outer.disconnect(boom)
+        assert [c.outcome for c in trace.calls] == ["raised", "raised"]
+
+    def test_another_thread_that_shares_the_cursor_gets_its_own(self, connected):
+        """A thread running in a copy of the context while the owner waits in a
+        receiver: its dispatch nests under that receiver, through a cursor of its own."""
+        seen = {}
+
+        def in_thread():
+            seen["before"] = CURSOR.get()
+            other.send(sender=None)
+            seen["after"] = CURSOR.get()
+
+        def spawn(sender, **kwargs):
+            ctx = contextvars.copy_context()
+            thread = threading.Thread(target=ctx.run, args=(in_thread,))
+            thread.start()
+            thread.join(WAIT)
+
+        outer.connect(spawn, weak=False)
+        try:
+            with signaltrace.capture() as trace:
+                outer.send(sender=None)
+        finally:
+            outer.disconnect(spawn)
+        assert seen["before"] is seen["after"]  # the thread put nothing in place
+        assert names(trace) == [("outer", None), ("other", "spawn")]
+
+
+class TestHop:
+    def test_a_thread_never_sees_a_sibling_tasks_dispatch(self, connected):
+        """Two tasks share the capture's cursor. While task B's sync dispatch runs
+        in the event loop's thread, task A's sync_to_async thread sends: its
+        dispatch is at the top, not under B's receiver."""
+        in_b = threading.Event()
+        sent = threading.Event()
+
+        def hold(sender, **kwargs):
+            in_b.set()
+            assert sent.wait(WAIT)  # blocks the loop: the thread sends meanwhile
+
+        def worker():
+            assert in_b.wait(WAIT)
+            other.send(sender=None)
+            sent.set()
+
+        async def task_a():
+            await sync_to_async(worker, thread_sensitive=False)()
+
+        async def task_b():
+            await asyncio.sleep(0)  # let A's thread start first
+            outer.send(sender=None)
+
+        async def main():
+            await asyncio.gather(task_a(), task_b())
+
+        outer.connect(hold, weak=False)
+        try:
+            with signaltrace.capture() as trace:
+                asyncio.run(main())
+        finally:
+            outer.disconnect(hold)
+        assert sorted(names(trace), key=str) == [("other", None), ("outer", None)]
+
+
+class TestActive:
+    def test_idle_until_metrics_or_a_capture(self, settings):
+        settings.SIGNALTRACE = {"ENABLED": True}
+        assert not context.ACTIVE
+        with signaltrace.capture():
+            assert context.ACTIVE
+        assert not context.ACTIVE
+
+    def test_override_settings_turns_metrics_on_and_off(self, settings):
+        """setting_changed, sent by override_settings, is what re-reads METRICS."""
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True}
+        assert context.ACTIVE
+        assert context.METRICS
+        settings.SIGNALTRACE = {"ENABLED": True}
+        assert not context.ACTIVE
+        assert not context.METRICS
