@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 _FunctionType: Final = types.FunctionType
+_getframe: Final = sys._getframe
 _DESC_CACHE: dict[int, tuple[weakref.ref[Any], tuple[str, str | None, int | None, Any]]] = {}
 
 
@@ -417,7 +418,10 @@ def _kwargs(named: dict[str, Any], options: Any) -> dict[str, Any]:
         else:
             info = _CLASS_INFO.get(id(cls))
             if info is not None and info[2] in plain and info[0]() is cls:
-                pk = value.__dict__.get(info[2])
+                try:
+                    pk = value.__dict__[info[2]]
+                except KeyError:  # not loaded (an instance built without __init__)
+                    return _label_kwargs(named, options)
                 if (type(pk) is int and _INT_MIN < pk < _INT_MAX) or pk is None:
                     if out is None:
                         out = named.copy()
@@ -653,7 +657,7 @@ def open_dispatch(
         if parent is not None:
             origin = None
         elif options.record_origin:
-            frame = sys._getframe(2)
+            frame = _getframe(2)
             code = frame.f_code
             # find_origin()'s first step, inlined for a repeated call site.
             origin = (code, frame.f_lasti) if code is _LAST_EXTERNAL[0] else find_origin(frame)

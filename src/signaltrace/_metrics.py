@@ -267,13 +267,15 @@ def _receiver_add(receiver: Any, counter: list[Any]) -> Any:
 
 
 def observe(
-    signal: Any, receivers: list[Any], times: list[int], failed: list[int] | None = None
+    signal: Any, receivers: list[Any], times: list[int], failed: dict[int, int | None] | None = None
 ) -> None:
     """Add one dispatch's sync receivers: ``times`` holds the receiver boundaries.
 
     ``times[i]`` is when receiver ``i`` started and ``times[i + 1]`` when it
-    ended; ``failed`` lists the indices of receivers that raised (and then
-    ``times`` may stop at the one that raised).
+    ended; ``failed`` maps the index of each receiver that raised to when it
+    ended, or to None if that is ``times[i + 1]`` (``send_robust`` starts the
+    next receiver after Django's log record, so that the logging is no
+    receiver's time; ``times`` may stop at the one that raised).
     """
     try:
         counter = _SIGNALS.get(id(signal)) or _signal_counter(signal)
@@ -301,7 +303,10 @@ def observe(
 
 
 def _observe_failed(
-    counter: list[Any], receivers: list[Any], times: list[int], failed: list[int]
+    counter: list[Any],
+    receivers: list[Any],
+    times: list[int],
+    failed: dict[int, int | None],
 ) -> None:
     """:func:`observe` for a dispatch in which receivers raised (under the lock)."""
     if counter[1] is _IGNORED:
@@ -309,8 +314,11 @@ def _observe_failed(
     name = counter[0]
     with _LOCK:
         for i in range(len(times) - 1):
+            end = failed.get(i)
+            if end is None:
+                end = times[i + 1]
             label, filename, lineno, _identity = describe(receivers[i])
-            _add(_entry(label, filename, lineno, name), times[i + 1] - times[i], i in failed, None)
+            _add(_entry(label, filename, lineno, name), end - times[i], i in failed, None)
 
 
 def fold() -> None:

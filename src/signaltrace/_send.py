@@ -43,6 +43,9 @@ _FUNCTION = types.FunctionType
 key = weakref.ref
 #: Sent by ``override_settings``: ``METRICS`` may have changed (see _metrics.refresh).
 _SETTING_CHANGED = setting_changed
+#: The owner test of an in-place cursor (gevent's greenlets each start with an
+#: empty context, so they never share a cursor: the thread's ident is enough).
+_get_ident = threading.get_ident
 
 
 def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
@@ -54,8 +57,19 @@ def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: st
         dispatch[D_END] = dispatch[D_START]
 
 
-# In each function below, the first branch is Django's code verbatim; the
-# second adds recording.
+# In each function below, the first branches are Django's code verbatim; the
+# last adds recording.
+#
+# _call_with: the recording loops call a receiver that is a Python function
+# with one keyword dict, ``{"signal": self, "sender": sender, **named}``, built
+# once per dispatch, instead of Django's ``signal=self, sender=sender,
+# **named``, which builds and merges a new dict for every receiver. CPython
+# unpacks either into the call the same way (the same names, values and
+# order, from the same frame); the function never sees the dict itself, as it
+# gets its own ``**kwargs``. Other receivers (bound methods, callable objects,
+# anything in C, which could be handed the dict) keep Django's form, and so
+# does every receiver when ``named`` holds a ``signal`` key, which Django's
+# form refuses with a TypeError at each call.
 
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -81,15 +95,20 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         if metrics[0]:
             if not async_receivers:
                 # METRICS with nothing capturing: time the receivers, record no tree.
+                merged = {"signal": self, "sender": sender, **named}  # see _call_with
+                call = merged if len(merged) == len(named) + 2 else None
                 clock = perf_counter_ns
                 times = [clock()]
                 mark = times.append
                 for receiver in sync_receivers:
                     try:
-                        response = receiver(signal=self, sender=sender, **named)
+                        if call is not None and type(receiver) is _FUNCTION:
+                            response = receiver(**call)
+                        else:
+                            response = receiver(signal=self, sender=sender, **named)
                     except BaseException:
                         mark(clock())
-                        _metrics.observe(self, sync_receivers, times, [len(times) - 2])
+                        _metrics.observe(self, sync_receivers, times, {len(times) - 2: None})
                         raise
                     mark(clock())
                     responses.append((receiver, response))
@@ -98,7 +117,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             cursor = metrics[1]
     if (
         cursor is None
-        or self in cursor[K_OPTIONS].ignored
+        or self in (options := cursor[K_OPTIONS]).ignored
         or not (sync_receivers or async_receivers or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
@@ -114,7 +133,6 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             asend = async_runner(self, sender, named, async_receivers, False, None, None)
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
-    options = cursor[K_OPTIONS]
     append = dispatch.append  # the flat calls (see records.D_FLAT)
     db: Any = None
     queries: Any = None
@@ -141,7 +159,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     token = None
     end = 0
     if (
-        cursor[K_OWNER] == threading.get_ident()
+        cursor[K_OWNER] == _get_ident()
         and cursor[K_TRACES] is dispatch[D_TRACES]
         and not async_receivers
     ):
@@ -150,9 +168,17 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     else:
         cursor = [dispatch[D_TRACES], dispatch, options, threading.get_ident()]
         token = CURSOR.set(cursor)
+    merged = {"signal": self, "sender": sender, **named}  # see _call_with
+    # (a "signal" kwarg, which Django's form refuses at each call, keeps it)
+    call = merged if len(merged) == len(named) + 2 else None
     try:
         for receiver in sync_receivers:
-            append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
+            if type(receiver) is _FUNCTION:
+                append(key(receiver))
+                with_call = call
+            else:
+                append(describe(receiver))
+                with_call = None
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
@@ -162,7 +188,10 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                     sql_append(at)
             append(perf_counter_ns())
             try:
-                response = receiver(signal=self, sender=sender, **named)
+                if with_call is not None:
+                    response = receiver(**with_call)
+                else:
+                    response = receiver(signal=self, sender=sender, **named)
             except BaseException as exc:
                 fail(dispatch, (len(dispatch) - D_FLAT) // 2 - 1, exc, perf_counter_ns())
                 if db is not None:
@@ -233,25 +262,32 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         if metrics[0]:
             if not async_receivers:
                 # METRICS with nothing capturing: time the receivers, record no tree.
+                merged = {"signal": self, "sender": sender, **named}  # see _call_with
+                call = merged if len(merged) == len(named) + 2 else None
                 clock = perf_counter_ns
                 times = [clock()]
                 mark = times.append
-                failed: list[int] | None = None
+                failed: dict[int, int | None] | None = None
                 for receiver in sync_receivers:
                     try:
-                        response = receiver(signal=self, sender=sender, **named)
+                        if call is not None and type(receiver) is _FUNCTION:
+                            response = receiver(**call)
+                        else:
+                            response = receiver(signal=self, sender=sender, **named)
                     except Exception as err:
-                        mark(clock())
+                        ended = clock()
                         if failed is None:
-                            failed = []
-                        failed.append(len(times) - 2)
+                            failed = {}
+                        failed[len(times) - 1] = ended
                         self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                         responses.append((receiver, err))
+                        mark(clock())  # the next receiver starts after Django's log record
                     except BaseException:
                         mark(clock())
-                        _metrics.observe(
-                            self, sync_receivers, times, [*(failed or ()), len(times) - 2]
-                        )
+                        if failed is None:
+                            failed = {}
+                        failed[len(times) - 2] = None
+                        _metrics.observe(self, sync_receivers, times, failed)
                         raise
                     else:
                         mark(clock())
@@ -261,7 +297,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             cursor = metrics[1]
     if (
         cursor is None
-        or self in cursor[K_OPTIONS].ignored
+        or self in (options := cursor[K_OPTIONS]).ignored
         or not (sync_receivers or async_receivers or wants_empty(cursor))
         or (
             dispatch := open_dispatch(
@@ -287,7 +323,6 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             asend = async_runner(self, sender, named, async_receivers, True, None, None)
             responses.extend(zip(async_receivers, async_to_sync(asend)(), strict=True))
         return responses
-    options = cursor[K_OPTIONS]
     append = dispatch.append  # the flat calls (see records.D_FLAT)
     db: Any = None
     queries: Any = None
@@ -314,7 +349,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     token = None
     end = 0
     if (
-        cursor[K_OWNER] == threading.get_ident()
+        cursor[K_OWNER] == _get_ident()
         and cursor[K_TRACES] is dispatch[D_TRACES]
         and not async_receivers
     ):
@@ -323,9 +358,17 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     else:
         cursor = [dispatch[D_TRACES], dispatch, options, threading.get_ident()]
         token = CURSOR.set(cursor)
+    merged = {"signal": self, "sender": sender, **named}  # see _call_with
+    # (a "signal" kwarg, which Django's form refuses at each call, keeps it)
+    call = merged if len(merged) == len(named) + 2 else None
     try:
         for receiver in sync_receivers:
-            append(key(receiver) if type(receiver) is _FUNCTION else describe(receiver))
+            if type(receiver) is _FUNCTION:
+                append(key(receiver))
+                with_call = call
+            else:
+                append(describe(receiver))
+                with_call = None
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
@@ -335,7 +378,10 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                     sql_append(at)
             append(perf_counter_ns())
             try:
-                response = receiver(signal=self, sender=sender, **named)
+                if with_call is not None:
+                    response = receiver(**with_call)
+                else:
+                    response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
                 fail(
                     dispatch, (len(dispatch) - D_FLAT) // 2 - 1, err, perf_counter_ns(), db, queries
