@@ -351,6 +351,25 @@ class TestDatabaseOnDelete:
         assert (Document.objects.count(), Page.objects.count()) == (0, 0)
         assert Label.objects.get().folder_id is None
 
+    def test_rules_are_cached_until_the_registry_changes(self, folder):
+        """The walk is made once per model, and again after apps.clear_cache()
+        (a model registered later may add a rule)."""
+        from django.apps import apps
+
+        from signaltrace import _bulk
+        from tests.diagdbapp.models import Folder
+
+        first = _bulk._model_rules(Folder, False)
+        assert _bulk._model_rules(Folder, False) is first  # cached
+        assert _bulk._any_database_rule()
+        models = _bulk._ANY_RULE[0]
+        apps.clear_cache()
+        again = _bulk._model_rules(Folder, False)
+        assert again is not first  # walked again
+        assert again == first
+        assert _bulk._any_database_rule()
+        assert _bulk._ANY_RULE[0] is not models
+
     def test_queryset_delete_fast_path(self, folder):
         """A fast queryset delete (no receivers on Folder) still reports the cascades."""
         from tests.diagdbapp.models import Folder

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any, Final
 
+from django.apps import apps
 from django.db.models import Model, QuerySet, signals
 from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
@@ -42,7 +43,7 @@ from . import context as _ctx
 from ._compat import DATABASE_ON_DELETE, DB_CASCADE
 from ._hotpath import find_origin, make_origin
 from ._skipped import ASYNC_ORIGIN, report
-from .context import active_traces, log_failure
+from .context import log_failure, recording
 
 __all__ = ["install", "is_installed", "uninstall"]
 
@@ -199,27 +200,84 @@ def _fetched_field_updates(collector: Collector) -> list[_Plan]:
 
 def _database_rules(collector: Collector) -> list[_Plan]:
     """Rows a database-level ``on_delete`` (Django 6.1) changes behind Django's back."""
-    db_on_delete = DATABASE_ON_DELETE
-    if db_on_delete is None:
+    if DATABASE_ON_DELETE is None or not _any_database_rule():
         return []
+    forced = bool(getattr(collector, "force_collection", False))
+    starts: dict[Any, None] = {
+        model._meta.concrete_model: None
+        for model in (
+            *collector.data,
+            *(getattr(qs, "model", None) for qs in collector.fast_deletes),
+        )
+        if model is not None
+    }
+    plans: list[_Plan] = []
+    for model in starts:
+        for plan in _model_rules(model, forced):
+            if plan not in plans:  # reached from two of them
+                plans.append(plan)
+    return plans
+
+
+#: ``[models list, whether any of them has a database-level on_delete rule]``:
+#: ``apps.get_models()`` is cached by Django and made anew when the registry
+#: changes, so the list's identity says whether the answer still holds.
+_ANY_RULE: list[Any] = [None, False]
+
+
+def _any_database_rule() -> bool:
+    """Whether some installed model has a relation with a database-level ``on_delete``."""
+    models = apps.get_models(include_auto_created=True)
+    if models is not _ANY_RULE[0]:
+        db_on_delete = DATABASE_ON_DELETE
+        _ANY_RULE[1] = any(
+            isinstance(field.remote_field.on_delete, db_on_delete)
+            for model in models
+            for field in model._meta.local_fields
+            if field.remote_field is not None
+            and getattr(field.remote_field, "on_delete", None) is not None
+        )
+        _ANY_RULE[0] = models
+    return bool(_ANY_RULE[1])
+
+
+#: ``(concrete model, force_collection)`` -> ``(plans, checks)``: the database-level
+#: rules that deleting its rows sets off, and ``(model, its _meta.related_objects)``
+#: for each model the walk read. Django makes a new ``related_objects`` whenever
+#: the app registry changes (``Apps.clear_cache``), which makes the entry stale.
+_RULES: dict[tuple[type, bool], tuple[tuple[_Plan, ...], tuple[tuple[Any, Any], ...]]] = {}
+
+
+def _model_rules(model: type, forced: bool) -> tuple[_Plan, ...]:
+    """The plans of deleting rows of ``model``, cached while its relations stand."""
+    entry = _RULES.get((model, forced))
+    if entry is not None and all(
+        reached._meta.related_objects is relations for reached, relations in entry[1]
+    ):
+        return entry[0]
+    if len(_RULES) > 1000:  # pragma: no cover - bounded cache
+        _RULES.clear()
+    entry = _RULES[(model, forced)] = _walk_rules(model, forced)
+    return entry[0]
+
+
+def _walk_rules(start: type, forced: bool) -> tuple[tuple[_Plan, ...], tuple[tuple[Any, Any], ...]]:
+    db_on_delete = DATABASE_ON_DELETE
     db_cascade = DB_CASCADE
-    queue: list[Any] = [
-        *collector.data,
-        *(getattr(qs, "model", None) for qs in collector.fast_deletes),
-    ]
-    seen: set[type] = set()
+    queue: list[Any] = [start]
+    seen: dict[type, Any] = {}
     plans: list[_Plan] = []
     related: Any
     while queue:
-        model = queue.pop(0)
-        if model is None or model._meta.concrete_model in seen:
+        model = queue.pop(0)._meta.concrete_model
+        if model in seen:
             continue
-        seen.add(model._meta.concrete_model)
+        seen[model] = model._meta.related_objects
         for related in get_candidate_relations_to_delete(model._meta):
             rule = related.field.remote_field.on_delete
             if not isinstance(rule, db_on_delete):
                 continue
-            if getattr(collector, "force_collection", False) and rule.forced_collector:
+            if forced and rule.forced_collector:
                 continue  # collected and deleted by Django, with signals
             related_model = related.related_model
             operation = _on_delete_operation(related_model, related.field.name, rule)
@@ -228,13 +286,13 @@ def _database_rules(collector: Collector) -> list[_Plan]:
                 queue.append(related_model)
             else:
                 plans.append((operation, related_model, SAVE_SIGNALS, None))
-    return plans
+    return tuple(plans), tuple(seen.items())
 
 
 def _patch_collector_delete(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def delete(self: Collector) -> Any:
-        if not _ctx.CAPTURING or not active_traces():
+        if not _ctx.CAPTURING or not recording():
             return original(self)
         start = perf_counter_ns()
         try:
