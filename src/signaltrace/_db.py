@@ -2,7 +2,7 @@
 
 Enabled by ``RECORD_DB`` (default: ``DEBUG``). While signaltrace is installed,
 ``CursorWrapper._execute``/``_executemany`` count statements in a thread-local
-counter (only while some capture is open); the hook reads it before and after
+counter (only while some open capture records ``RECORD_DB``); the hook reads it before and after
 each sync receiver. Async receivers run their queries in other threads, so
 their counts are not recorded.
 
@@ -84,7 +84,7 @@ def _counting(name: str) -> Any:
     many = name == "_executemany"
 
     def counted(self: CursorWrapper, *args: Any) -> Any:
-        if _ctx.CAPTURING:
+        if _ctx.DB_WATCHERS:
             counter = QUERIES
             counter.n += 1
             state = counter.sql

@@ -23,6 +23,7 @@ from .context import (
     current_options,
     remove_global,
     watch_captures,
+    watch_db,
     watch_empty,
 )
 from .hook import install, is_installed
@@ -116,6 +117,8 @@ class capture:
             watch_captures(1)
             if options.record_empty:
                 watch_empty(1)
+            if options.record_db:
+                watch_db(1)
         if self.all_threads:
             add_global(trace)
         return trace
@@ -140,6 +143,8 @@ class capture:
             watch_captures(-1)
             if trace.options.record_empty:
                 watch_empty(-1)
+            if trace.options.record_db:
+                watch_db(-1)
         trace.close()
 
     async def __aenter__(self) -> Trace:

@@ -49,6 +49,7 @@ __all__ = [
     "ACTIVE",
     "CAPTURING",
     "CURSOR",
+    "DB_WATCHERS",
     "EMPTY_WATCHERS",
     "K_CALL",
     "K_OPTIONS",
@@ -63,6 +64,7 @@ __all__ = [
     "recording",
     "wants_empty",
     "watch_captures",
+    "watch_db",
     "watch_empty",
     "watch_metrics",
     "with_global",
@@ -96,6 +98,10 @@ _active_lock = threading.Lock()
 #: checked on Django's no-receivers fast exit, which otherwise stays untouched.
 EMPTY_WATCHERS = 0
 
+#: How many open captures count each receiver's statements (RECORD_DB): while
+#: none does, the cursor wrappers of :mod:`signaltrace._db` count nothing.
+DB_WATCHERS = 0
+
 
 class TraceTarget(Protocol):
     """What the hot path needs of a :class:`~signaltrace.Trace` it records into."""
@@ -124,6 +130,12 @@ def watch_captures(delta: int) -> None:
     with _active_lock:
         CAPTURING += delta
         ACTIVE = bool(CAPTURING) or METRICS
+
+
+def watch_db(delta: int) -> None:
+    """Count captures that record statements (see ``RECORD_DB``)."""
+    global DB_WATCHERS
+    DB_WATCHERS += delta
 
 
 def watch_metrics(on: bool) -> None:
