@@ -10,9 +10,11 @@ tracers do) would put the wrapper into the responses and add frames; see
 ``explanation/architecture``. :mod:`signaltrace.hook` puts them on
 :class:`~django.dispatch.Signal`.
 
-With nothing capturing anywhere in the process, each method costs one global
-read more than Django's; while some capture is open, one
-:class:`~contextvars.ContextVar` lookup.
+With nothing capturing anywhere in the process and ``METRICS`` off, each method
+costs one global read more than Django's (:data:`signaltrace.context.ACTIVE`);
+while some capture is open, one :class:`~contextvars.ContextVar` lookup more.
+``setting_changed`` always takes the second way: ``override_settings`` sends
+it, and ``METRICS`` is read again then (see :func:`signaltrace._metrics.refresh`).
 """
 
 from __future__ import annotations
