@@ -21,9 +21,10 @@ class TestRecordDb:
             sig.send(sender=None, using=123)
         assert trace.calls[0].queries == 0
 
+    @pytest.mark.parametrize("sql", [False, True])
     @pytest.mark.parametrize("method", ["send", "send_robust"])
-    def test_base_exception_with_record_db(self, settings, method):
-        settings.SIGNALTRACE = {"RECORD_DB": True}
+    def test_base_exception_with_record_db(self, settings, method, sql):
+        settings.SIGNALTRACE = {"RECORD_DB": True, "RECORD_SQL": sql}
 
         class Stop(BaseException):
             pass

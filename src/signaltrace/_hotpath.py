@@ -319,17 +319,15 @@ def hop_call(original: Callable[..., Any]) -> Callable[..., Any]:
       themselves for a moment, and the thread must not see that.
 
     A plain function returning the coroutine (marked as a coroutine function,
-    like the original): the hop gets no frame of its own unless a capture is open.
+    like the original): the hop gets no frame of its own unless a capture is
+    open somewhere in the process.
     """
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _ctx.CAPTURING:
             return original(self, *args, **kwargs)
         found = find_origin(sys._getframe(1))
-        cursor = _ctx.CURSOR.get()
-        if found is None and cursor is None:
-            return original(self, *args, **kwargs)
-        return _hop(original(self, *args, **kwargs), found, cursor)
+        return _hop(original(self, *args, **kwargs), found, _ctx.CURSOR.get())
 
     __call__.__qualname__ = getattr(original, "__qualname__", "__call__")
     __call__.__doc__ = original.__doc__
@@ -515,10 +513,7 @@ def new_call(receiver: object, is_async: bool, dispatch: list[Any]) -> list[Any]
     """
     key = weakref.ref(receiver) if type(receiver) is _FunctionType else describe(receiver)
     call = [key, is_async, 0, 0, None, None, dispatch, None, None, None]
-    calls = dispatch[D_CALLS]
-    if type(calls) is tuple:  # the first (see open_dispatch)
-        calls = dispatch[D_CALLS] = []
-    calls.append(call)
+    dispatch[D_CALLS].append(call)  # a list by then: see open_dispatch
     return call
 
 
@@ -640,10 +635,10 @@ def open_dispatch(
     """Start recording a dispatch; ``None`` if no trace has room (or on failure).
 
     Returns the raw dispatch list (layout in :mod:`signaltrace.records`) with
-    no calls: ``D_CALLS`` is ``()`` until :func:`new_call` adds the first (a
-    caller whose calls may be added from two threads at once, such as
-    ``asend``, sets it to a list first). The caller adds the calls and sets the
-    end time.
+    no calls: ``D_CALLS`` is ``()``, which a sync loop never needs; a caller
+    that adds calls with :func:`new_call` (async receivers, ``asend``'s thread,
+    blinker) sets it to a list first, before any of them can run. The caller
+    sets the end time.
     """
     try:
         options = cursor[K_OPTIONS]

@@ -177,20 +177,20 @@ class Options:
 
 
 def current_parent(cursor: list[Any]) -> Any:
-    """The raw receiver call a new dispatch nests under, for this task."""
+    """The raw receiver call a new dispatch nests under, for this task, when the
+    cursor's ``parent_call`` maps tasks to calls (Django 6.1's shared TaskGroup
+    context; callers check that first, the common case being a call or None)."""
     call = cursor[K_CALL]
-    if type(call) is dict:
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # a thread, e.g. sync_to_async inside a receiver
-            task = None
-        found = call.get(task)
-        if found is None and len(call) == 1:
-            # Not one of the receiver tasks (a thread or a sub-task it started);
-            # with a single receiver running, it is still the parent.
-            return next(iter(call.values()))
-        return found
-    return call
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # a thread, e.g. sync_to_async inside a receiver
+        task = None
+    found = call.get(task)
+    if found is None and len(call) == 1:
+        # Not one of the receiver tasks (a thread or a sub-task it started);
+        # with a single receiver running, it is still the parent.
+        return next(iter(call.values()))
+    return found
 
 
 def wants_empty(cursor: list[Any]) -> bool:
