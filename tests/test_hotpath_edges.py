@@ -184,3 +184,27 @@ class TestSmallPieces:
         with signaltrace.capture():
             assert context.recording()
         assert not context.recording()
+
+
+class TestFactsWithoutAnError:
+    """A flat call that has facts but did not raise (the Celery integration notes
+    the tasks a receiver publishes): metrics count it as a plain call."""
+
+    def test_metrics_of_a_call_with_facts(self, settings, connect):
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True}
+        metrics.reset()
+
+        def noting(sender, **kwargs):
+            facts = _hotpath.current_call_facts(context.CURSOR.get())
+            facts["tasks"] = []
+
+        connect(noting)
+        connect(ok)
+        failures = context.FAILURES
+        with signaltrace.capture() as trace:
+            sig.send(sender=None)
+        assert context.FAILURES == failures
+        got = rows()
+        assert (got["noting"]["calls"], got["noting"]["errors"]) == (1, 0)
+        assert got["ok"]["calls"] == 1
+        assert [c.outcome for c in trace.calls] == ["returned", "returned"]

@@ -62,6 +62,7 @@ from .records import (
     D_DB,
     D_EXTRA,
     D_SIGNAL,
+    flat_call_end,
     flat_calls,
 )
 
@@ -360,13 +361,8 @@ def observe_dispatch(dispatch: list[Any]) -> None:
                 n = len(flat)
                 for i in range(n // 2):
                     facts = extra.get(i)
-                    if facts is not None:
-                        end = facts["end"]
-                    elif 2 * i + 3 < n:
-                        end = flat[2 * i + 3]
-                    elif n % 2:
-                        end = flat[n - 1]
-                    else:
+                    end = flat_call_end(flat, facts, i)
+                    if end is None:
                         continue
                     queries = None
                     if boundaries is not None and 3 * i + 3 < len(boundaries):
@@ -375,7 +371,7 @@ def observe_dispatch(dispatch: list[Any]) -> None:
                     _add(
                         _entry(label, filename, lineno, name),
                         end - flat[2 * i + 1],
-                        facts is not None,
+                        facts is not None and "error" in facts,
                         queries,
                     )
             for call in list(dispatch[D_CALLS]):

@@ -58,6 +58,7 @@ from .records import (
     ReceiverCall,
     SkippedDispatch,
     Statement,
+    flat_call_end,
     flat_calls,
     read_kwargs,
 )
@@ -407,14 +408,9 @@ class Trace:
                         label, filename, lineno, identity = resolve_receiver(flat[2 * i])
                         facts = extra.get(i)
                         tasks = () if facts is None else tuple(facts.get("tasks", ()))
+                        end = flat_call_end(flat, facts, i)
                         if facts is not None and "end" not in facts:
-                            facts = None  # the call did not raise: its end is the next boundary
-                        if facts is not None:
-                            end = facts["end"]
-                        elif 2 * i + 3 < n:
-                            end = flat[2 * i + 3]
-                        else:  # the last call: its end is the loop's closing time
-                            end = flat[n - 1] if n % 2 else None
+                            facts = None  # the call did not raise
                         start = flat[2 * i + 1]
                         db = _db_facts(db_calls, i, facts)
                         sql, omitted = _sql_facts(raw[D_SQL], i, db[0] if db is not None else None)
