@@ -203,7 +203,7 @@ class TestFactsWithoutAnError:
         failures = context.FAILURES
         with signaltrace.capture() as trace:
             sig.send(sender=None)
-        assert context.FAILURES == failures
+        assert failures == context.FAILURES
         got = rows()
         assert (got["noting"]["calls"], got["noting"]["errors"]) == (1, 0)
         assert got["ok"]["calls"] == 1
