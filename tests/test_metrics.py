@@ -120,7 +120,8 @@ class TestCounting:
         settings.SIGNALTRACE = {"ENABLED": True}
         metrics_signal.send(sender=None)
         assert row("quick") is None
-        assert not _metrics.STATE[0]
+        assert _metrics.STATE[0] is None
+        assert not context.METRICS
 
     def test_every_call_without_a_capture(self):
         for _ in range(50):

@@ -34,8 +34,7 @@ def blinker_send(
     else:
         cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
         if cursor is None:
-            metrics = _metrics.STATE
-            cursor = metrics[1] if metrics[0] else None
+            cursor = _metrics.STATE[0]  # METRICS on: a cursor that keeps nothing
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -83,7 +82,7 @@ def blinker_send(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[0]:
+        if _ctx.METRICS:
             _metrics.observe_dispatch(dispatch)
     return results
 
@@ -100,8 +99,7 @@ async def blinker_send_async(
     else:
         cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
         if cursor is None:
-            metrics = _metrics.STATE
-            cursor = metrics[1] if metrics[0] else None
+            cursor = _metrics.STATE[0]  # METRICS on: a cursor that keeps nothing
     if (
         cursor is None
         or self in cursor[K_OPTIONS].ignored
@@ -149,7 +147,7 @@ async def blinker_send_async(
     finally:
         CURSOR.reset(token)
         dispatch[D_END] = perf_counter_ns()
-        if _metrics.STATE[0]:
+        if _ctx.METRICS:
             _metrics.observe_dispatch(dispatch)
     return results
 

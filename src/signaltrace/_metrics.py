@@ -81,8 +81,10 @@ __all__ = [
     "since",
 ]
 
-#: ``[metrics on, cursor for untraced dispatches or None]``.
-STATE: Final[list[Any]] = [False, None]
+#: ``[cursor]``: while ``METRICS`` is on, the cursor of untraced dispatches (into a
+#: target that keeps nothing), else None. Whether metrics are on is
+#: :data:`signaltrace.context.METRICS`.
+STATE: Final[list[Any]] = [None]
 
 #: Guards the aggregates' counts (not the fast path's appends); replaced in a forked child.
 _LOCK = threading.Lock()
@@ -163,12 +165,13 @@ def refresh() -> bool:
     pytest-django's ``settings`` fixture): signaltrace connects no receiver of
     its own (see :mod:`signaltrace.conf`).
     """
+    cursor = None
     try:
         on = bool(get_config().get("METRICS"))
         if on:
             options = current_options()
             # Shared by every thread: never changed in place (owner None).
-            STATE[1] = [(_Discard(options),), None, options, None]
+            cursor = [(_Discard(options),), None, options, None]
             if options.ignored != _ignored[0]:
                 _ignored[0] = options.ignored
                 _SIGNALS.clear()  # each signal's table is chosen again
@@ -177,7 +180,7 @@ def refresh() -> bool:
     except Exception as err:  # settings not configured, or broken
         log_failure("METRICS setting", err)
         on = False
-    STATE[0] = on
+    STATE[0] = cursor if on else None
     watch_metrics(on)
     return on
 

@@ -93,30 +93,28 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
-        metrics = _metrics.STATE
-        if metrics[0]:
-            if not async_receivers:
-                # METRICS with nothing capturing: time the receivers, record no tree.
-                merged = {"signal": self, "sender": sender, **named}  # see _call_with
-                call = merged if len(merged) == len(named) + 2 else None
-                clock = perf_counter_ns
-                times = [clock()]
-                mark = times.append
-                for receiver in sync_receivers:
-                    try:
-                        if call is not None and type(receiver) is _FUNCTION:
-                            response = receiver(**call)
-                        else:
-                            response = receiver(signal=self, sender=sender, **named)
-                    except BaseException:
-                        mark(clock())
-                        _metrics.observe(self, sync_receivers, times, {len(times) - 2: None})
-                        raise
+        cursor = _metrics.STATE[0]  # METRICS on: a cursor that keeps nothing
+        if cursor is not None and not async_receivers:
+            # METRICS with nothing capturing: time the receivers, record no tree.
+            merged = {"signal": self, "sender": sender, **named}  # see _call_with
+            call = merged if len(merged) == len(named) + 2 else None
+            clock = perf_counter_ns
+            times = [clock()]
+            mark = times.append
+            for receiver in sync_receivers:
+                try:
+                    if call is not None and type(receiver) is _FUNCTION:
+                        response = receiver(**call)
+                    else:
+                        response = receiver(signal=self, sender=sender, **named)
+                except BaseException:
                     mark(clock())
-                    responses.append((receiver, response))
-                _metrics.observe(self, sync_receivers, times)
-                return responses
-            cursor = metrics[1]
+                    _metrics.observe(self, sync_receivers, times, {len(times) - 2: None})
+                    raise
+                mark(clock())
+                responses.append((receiver, response))
+            _metrics.observe(self, sync_receivers, times)
+            return responses
     if (
         cursor is None
         or self in (options := cursor[K_OPTIONS]).ignored
@@ -228,7 +226,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         if sql is not None:
             _db.close_sql(sql_state, sql_saved, dispatch)
         dispatch[D_END] = end or perf_counter_ns()
-        if _metrics.STATE[0]:
+        if _ctx.METRICS:
             _metrics.observe_dispatch(dispatch)
     return responses
 
@@ -260,43 +258,41 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
-        metrics = _metrics.STATE
-        if metrics[0]:
-            if not async_receivers:
-                # METRICS with nothing capturing: time the receivers, record no tree.
-                merged = {"signal": self, "sender": sender, **named}  # see _call_with
-                call = merged if len(merged) == len(named) + 2 else None
-                clock = perf_counter_ns
-                times = [clock()]
-                mark = times.append
-                failed: dict[int, int | None] | None = None
-                for receiver in sync_receivers:
-                    try:
-                        if call is not None and type(receiver) is _FUNCTION:
-                            response = receiver(**call)
-                        else:
-                            response = receiver(signal=self, sender=sender, **named)
-                    except Exception as err:
-                        ended = clock()
-                        if failed is None:
-                            failed = {}
-                        failed[len(times) - 1] = ended
-                        self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
-                        responses.append((receiver, err))
-                        mark(clock())  # the next receiver starts after Django's log record
-                    except BaseException:
-                        mark(clock())
-                        if failed is None:
-                            failed = {}
-                        failed[len(times) - 2] = None
-                        _metrics.observe(self, sync_receivers, times, failed)
-                        raise
+        cursor = _metrics.STATE[0]  # METRICS on: a cursor that keeps nothing
+        if cursor is not None and not async_receivers:
+            # METRICS with nothing capturing: time the receivers, record no tree.
+            merged = {"signal": self, "sender": sender, **named}  # see _call_with
+            call = merged if len(merged) == len(named) + 2 else None
+            clock = perf_counter_ns
+            times = [clock()]
+            mark = times.append
+            failed: dict[int, int | None] | None = None
+            for receiver in sync_receivers:
+                try:
+                    if call is not None and type(receiver) is _FUNCTION:
+                        response = receiver(**call)
                     else:
-                        mark(clock())
-                        responses.append((receiver, response))
-                _metrics.observe(self, sync_receivers, times, failed)
-                return responses
-            cursor = metrics[1]
+                        response = receiver(signal=self, sender=sender, **named)
+                except Exception as err:
+                    ended = clock()
+                    if failed is None:
+                        failed = {}
+                    failed[len(times) - 1] = ended
+                    self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
+                    responses.append((receiver, err))
+                    mark(clock())  # the next receiver starts after Django's log record
+                except BaseException:
+                    mark(clock())
+                    if failed is None:
+                        failed = {}
+                    failed[len(times) - 2] = None
+                    _metrics.observe(self, sync_receivers, times, failed)
+                    raise
+                else:
+                    mark(clock())
+                    responses.append((receiver, response))
+            _metrics.observe(self, sync_receivers, times, failed)
+            return responses
     if (
         cursor is None
         or self in (options := cursor[K_OPTIONS]).ignored
@@ -425,7 +421,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         if sql is not None:
             _db.close_sql(sql_state, sql_saved, dispatch)
         dispatch[D_END] = end or perf_counter_ns()
-        if _metrics.STATE[0]:
+        if _ctx.METRICS:
             _metrics.observe_dispatch(dispatch)
     return responses
 
@@ -538,8 +534,7 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
         _metrics.refresh()
     cursor = (CURSOR.get() or _ctx.global_cursor()) if _ctx.CAPTURING else None
     if cursor is None:
-        metrics = _metrics.STATE
-        cursor = metrics[1] if metrics[0] else None
+        cursor = _metrics.STATE[0]  # METRICS on: a cursor that keeps nothing
     dispatch = None
     options = None
     if (
@@ -571,7 +566,7 @@ async def _asend(self: Signal, sender: Any, named: dict[str, Any], robust: bool)
     finally:
         if dispatch is not None:
             dispatch[D_END] = perf_counter_ns()
-            if _metrics.STATE[0]:
+            if _ctx.METRICS:
                 _metrics.observe_dispatch(dispatch)
 
 
