@@ -642,39 +642,27 @@ class TestViewer:
 
 
 async def _browse_sql(url, chromium, tmp_path, shots):
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    from tests.test_browser import ARGS
+    from tests.test_browser import open_page
 
     errors: list[str] = []
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            args=ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            page = await context.new_page()
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(url)
-            row = page.locator('.st-tree [role="treeitem"]', has_text="n_plus_one")
-            await expect(row.locator(".st-b-skipped")).to_have_text("12 × same query")
-            await row.click()
-            detail = page.locator(".st-detail.st-current")
-            await expect(detail.locator("h4", has_text="SQL")).to_be_visible()
-            statements = detail.locator(".st-sql li")
-            await expect(statements).to_have_count(2)
-            await expect(statements.first.locator(".st-sql-count")).to_have_text("× 12")
-            await expect(statements.first.locator(".st-sql-params")).to_have_count(10)
-            box = await detail.bounding_box()
-            code = await statements.first.locator("code").first.bounding_box()
-            assert code["x"] + code["width"] <= box["x"] + box["width"] + 1  # wraps, no overflow
-            await page.screenshot(path=str(shots / "sql-detail.png"), full_page=True)
-            await detail.screenshot(path=str(shots / "sql-panel.png"))
-        finally:
-            await context.close()
+    async with open_page(chromium, tmp_path, errors, console=False) as page:
+        await page.goto(url)
+        row = page.locator('.st-tree [role="treeitem"]', has_text="n_plus_one")
+        await expect(row.locator(".st-b-skipped")).to_have_text("12 × same query")
+        await row.click()
+        detail = page.locator(".st-detail.st-current")
+        await expect(detail.locator("h4", has_text="SQL")).to_be_visible()
+        statements = detail.locator(".st-sql li")
+        await expect(statements).to_have_count(2)
+        await expect(statements.first.locator(".st-sql-count")).to_have_text("× 12")
+        await expect(statements.first.locator(".st-sql-params")).to_have_count(10)
+        box = await detail.bounding_box()
+        code = await statements.first.locator("code").first.bounding_box()
+        assert code["x"] + code["width"] <= box["x"] + box["width"] + 1  # wraps, no overflow
+        await page.screenshot(path=str(shots / "sql-detail.png"), full_page=True)
+        await detail.screenshot(path=str(shots / "sql-panel.png"))
     return errors
 
 
