@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 
 import pytest
 from django.dispatch import Signal
@@ -11,13 +12,17 @@ from django.dispatch import Signal
 import signaltrace
 from signaltrace import _hotpath, context, metrics
 from signaltrace._metrics import collect
-from signaltrace.records import D_FLAT, D_SIZE, running_flat_call
+from signaltrace.records import D_END, D_FLAT, D_SIZE, flat_call_end, running_flat_call
 
 sig = Signal()
 
 
 def ok(sender, **kwargs):
     return "ok"
+
+
+def ok2(sender, **kwargs):
+    return "ok2"
 
 
 async def aok(sender, **kwargs):
@@ -176,6 +181,38 @@ class TestSmallPieces:
         dispatch.append(2)
         assert running_flat_call(dispatch) is None  # ended
         assert D_FLAT == D_SIZE
+
+    def test_flat_call_end_between_the_two_appends(self):
+        """Another thread's snapshot may end in a key whose start is not appended yet.
+
+        The CI failure: ``[key0, t0, key1]`` read ``key1`` (a weakref) as call 0's end.
+        """
+        key0, key1 = weakref.ref(ok), ("label", None, None, None)
+        assert flat_call_end([key0, 10, key1], None, 0) is None  # not recorded yet
+        assert flat_call_end([key0, 10, weakref.ref(ok)], None, 0) is None
+        assert flat_call_end([key0, 10, key1, 20], None, 0) == 20
+        assert flat_call_end([key0, 10, key1, 20], None, 1) is None  # runs
+        assert flat_call_end([key0, 10, key1, 20, 30], None, 1) == 30  # the loop ended
+        assert flat_call_end([key0, 10], None, 0) is None
+
+    def test_a_trace_read_between_the_two_appends(self):
+        """Reading a trace whose dispatch another thread is between a key and its start."""
+        sig.connect(ok, weak=False)
+        sig.connect(ok2, weak=False)
+        try:
+            with signaltrace.capture() as trace:
+                sig.send(sender=None)
+        finally:
+            sig.disconnect(ok)
+            sig.disconnect(ok2)
+        raw = trace.raw[0]
+        del raw[D_FLAT + 3 :]  # [key0, t0, key1]: call 1 not started, no end
+        raw[D_END] = 0
+        trace._built = None
+        (dispatch,) = trace.dispatches
+        assert dispatch.duration_ns is None
+        assert [call.outcome for call in dispatch.calls] == ["running"]
+        assert trace.render()
 
     def test_recording_with_only_closed_traces(self):
         with signaltrace.capture():

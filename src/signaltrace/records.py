@@ -118,7 +118,14 @@ def flat_call_end(flat: list[Any], facts: dict[str, Any] | None, index: int) -> 
     n = len(flat)
     if 2 * index + 3 < n:
         return flat[2 * index + 3]  # type: ignore[no-any-return]
-    return flat[n - 1] if n % 2 else None  # the last call ends with the loop
+    if 2 * index + 3 == n:
+        # An odd length: the loop's end time, or the next call's key appended
+        # before its start time was (a snapshot taken from another thread
+        # between the two appends). A key is never an int.
+        last = flat[n - 1]
+        if type(last) is int:
+            return last
+    return None  # the call runs (or its end is not recorded yet)
 
 
 def running_flat_call(dispatch: list[Any]) -> int | None:
