@@ -13,7 +13,7 @@ from django.dispatch import Signal
 
 import signaltrace
 from signaltrace import _hotpath, naming
-from signaltrace.records import D_FLAT
+from signaltrace.records import D_FLAT, D_ORIGIN
 
 
 def ok(sender, **kwargs):
@@ -97,6 +97,27 @@ class TestLabelsAndCaches:
             thread.start()
             thread.join()
         assert trace.dispatches[0].origin is None
+
+    def test_origin_of_a_repeated_call_site(self):
+        """Sends from one function: each its own line, one shared origin per instruction."""
+        sig = Signal()
+        sig.connect(ok)
+
+        def sends():
+            for _ in range(2):
+                sig.send(sender=None)  # line A, twice
+            sig.send(sender=None)  # line B
+            for _ in range(2):
+                sig.send(sender=None)  # line C, twice: from B back to a new offset
+
+        with signaltrace.capture() as trace:
+            sends()
+        raw = [dispatch[D_ORIGIN] for dispatch in trace.raw]  # (before reading releases them)
+        assert raw[0] is raw[1] and raw[3] is raw[4]
+        assert len({id(origin) for origin in raw}) == 3
+        lines = [d.origin.lineno for d in trace.dispatches]
+        first = sends.__code__.co_firstlineno
+        assert lines == [first + 2, first + 2, first + 3, first + 5, first + 5]
 
     def test_closed_trace_in_a_leaked_context(self):
         """A context copied while a capture was open records nothing after it closes."""

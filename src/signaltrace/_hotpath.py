@@ -244,9 +244,11 @@ _STDLIB_DIR: Final = _dir_of("contextlib")
 _INTERNAL_CODE: dict[int, tuple[types.CodeType, int]] = {}
 
 
-#: The code of the last origin :func:`find_origin` found: a dispatch sent
-#: straight from it again needs no walk (see open_dispatch).
-_LAST_EXTERNAL: Final[list[types.CodeType | None]] = [None]
+#: The last origin :func:`find_origin` found, ``(code, offset)``: a dispatch
+#: sent straight from that code again needs no walk, and one sent from the same
+#: instruction shares the tuple (see open_dispatch). One tuple, replaced whole,
+#: so that another thread never sees one origin's code with another's offset.
+_LAST_EXTERNAL: Final[list[tuple[types.CodeType | None, int]]] = [(None, -1)]
 
 _EXTERNAL: Final = 0
 _INTERNAL: Final = 1
@@ -287,8 +289,8 @@ def find_origin(frame: types.FrameType | None) -> tuple[types.CodeType, int] | N
         entry = cache.get(id(code))
         kind = entry[1] if entry is not None and entry[0] is code else _classify(code)
         if kind == _EXTERNAL:
-            _LAST_EXTERNAL[0] = code
-            return (code, frame.f_lasti)
+            origin = _LAST_EXTERNAL[0] = (code, frame.f_lasti)
+            return origin
         if kind == _BOUNDARY:
             return HOP_ORIGIN.get()
         frame = frame.f_back
@@ -653,9 +655,13 @@ def open_dispatch(
             origin = None
         elif options.record_origin:
             frame = _getframe(2)
-            code = frame.f_code
             # find_origin()'s first step, inlined for a repeated call site.
-            origin = (code, frame.f_lasti) if code is _LAST_EXTERNAL[0] else find_origin(frame)
+            origin = _LAST_EXTERNAL[0]
+            if frame.f_code is origin[0]:
+                if origin[1] != frame.f_lasti:
+                    origin = _LAST_EXTERNAL[0] = (origin[0], frame.f_lasti)
+            else:
+                origin = find_origin(frame)
         else:
             origin = None
         # The sender: a class is labelled from the class cache.
