@@ -113,7 +113,8 @@ class TestLabelsAndCaches:
         with signaltrace.capture() as trace:
             sends()
         raw = [dispatch[D_ORIGIN] for dispatch in trace.raw]  # (before reading releases them)
-        assert raw[0] is raw[1] and raw[3] is raw[4]
+        assert raw[0] is raw[1]
+        assert raw[3] is raw[4]
         assert len({id(origin) for origin in raw}) == 3
         lines = [d.origin.lineno for d in trace.dispatches]
         first = sends.__code__.co_firstlineno
