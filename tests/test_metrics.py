@@ -221,6 +221,39 @@ class TestCounting:
         (method,) = [r for r in metrics.snapshot() if r["receiver"].endswith("Handler.handle")]
         assert method["calls"] == 3
 
+    def test_bound_methods_are_found_by_their_function(self):
+        """A weakly connected method is a new object at each dispatch: its function's
+        key finds its queue, the methods of two instances share one row, and the
+        table forgets the function when it dies."""
+
+        def make():
+            class Handler:
+                def handle(self, sender, **kwargs):
+                    return None
+
+            return Handler
+
+        handler_class = make()
+        one, two = handler_class(), handler_class()
+        metrics_signal.connect(one.handle)
+        metrics_signal.connect(two.handle)
+        for _ in range(3):
+            metrics_signal.send(sender=None)
+        table = _metrics._SIGNALS[id(metrics_signal)][1]
+        function = handler_class.handle
+        assert id(function) in table
+        (method,) = [r for r in metrics.snapshot() if r["receiver"].endswith("Handler.handle")]
+        assert method["calls"] == 6
+        key, ref = id(function), weakref.ref(function)
+        del one, two, handler_class, function
+        gc.collect()
+        assert ref() is None
+        assert key not in table
+        metrics_signal.send(sender=None)
+        (method,) = [r for r in metrics.snapshot() if r["receiver"].endswith("Handler.handle")]
+        assert method["calls"] == 6  # its figures stay
+        assert row("quick")["calls"] == 4
+
 
 class TestErrors:
     def test_send_robust(self):

@@ -63,14 +63,20 @@ def test_what_each_receiver_gets(mode, connect, method):
     class Method:
         def receive(self, **kwargs):
             got.append(list(kwargs.items()))
+            kwargs.clear()  # a bound method's own dict too
+
+        @classmethod
+        def on_class(cls, signal, **kwargs):
+            got.append([("signal", signal), *kwargs.items()])
 
     holder = Method()
     connect(first)
     connect(second)
     connect(holder.receive)
+    connect(Method.on_class)
     getattr(sig, method)(sender="s", instance=1, created=True)
     expected = [("signal", sig), ("sender", "s"), ("instance", 1), ("created", True)]
-    assert got == [expected] * 3
+    assert got == [expected] * 4
 
 
 @pytest.mark.parametrize("method", ["send", "send_robust"])

@@ -4,10 +4,12 @@ signaltrace replaces the send methods on the class; the promise is that a
 receiver cannot tell: it is called from the same number of frames, so
 ``warnings.warn(stacklevel=...)``, ``inspect.stack()`` based code and
 recursion limits behave as without signaltrace. Each test dispatches one fresh
-signal three times: with signaltrace uninstalled (Django's and blinker's own
-functions), installed but idle, and installed inside an open ``capture()``;
-async sends a fourth time, inside an ``async with capture()`` opened in the
-event loop.
+signal four times: with signaltrace uninstalled (Django's and blinker's own
+functions), installed but idle, installed with ``METRICS`` on (its own
+untraced timing loop), and installed inside an open ``capture()``; async sends
+a fifth time, inside an ``async with capture()`` opened in the event loop.
+Receivers are functions (sync, async, both) and a bound method (which the
+recording loops call with one keyword dict, see ``signaltrace._send``).
 
 The depth is counted from the receiver's own frame along ``f_back``: for a
 receiver in the test's thread up to pytest's entry point, in a worker thread
@@ -33,10 +35,11 @@ import blinker
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.dispatch import Signal
+from django.test import override_settings
 
 import signaltrace
 
-MODES = ("uninstalled", "idle", "capturing")
+MODES = ("uninstalled", "idle", "metrics", "capturing")
 
 
 @dataclass
@@ -70,10 +73,16 @@ class Probe:
             probe.record("async", sys._getframe())
             return "async-result"
 
+        class Holder:
+            def method_receiver(self, *args: Any, **kwargs: Any) -> str:
+                probe.record("method", sys._getframe())
+                return "method-result"
+
         return {
             "sync": [sync_receiver],
             "async": [async_receiver],
             "both": [sync_receiver, async_receiver],
+            "method": [Holder().method_receiver],  # the recording loops' _call_with
         }[kind]
 
 
@@ -193,6 +202,10 @@ def measure(method: Method, signal: Any, kind: str, mode: str) -> Measurement:
                 assert signaltrace.is_installed()
                 assert not method.is_originals()
                 responses, trace = run(method, signal)
+            elif mode == "metrics":
+                assert not method.is_originals()
+                with override_settings(SIGNALTRACE={"ENABLED": True, "METRICS": True}):
+                    responses, trace = run(method, signal)
             elif mode == "capturing":
                 assert not method.is_originals()
                 with signaltrace.capture() as trace:
@@ -227,7 +240,7 @@ def _restores_installed():
     assert signaltrace.is_installed()
 
 
-@pytest.mark.parametrize("kind", ["sync", "async", "both"])
+@pytest.mark.parametrize("kind", ["sync", "async", "both", "method"])
 @pytest.mark.parametrize("method", METHODS, ids=str)
 def test_receiver_stack_depth_is_unchanged(method, kind):
     """A receiver runs at the same frame depth uninstalled, installed-idle and capturing.
@@ -242,7 +255,12 @@ def test_receiver_stack_depth_is_unchanged(method, kind):
     """
     signal = method.new_signal()
     results = {mode: measure(method, signal, kind, mode) for mode in modes(method)}
-    expected_names = {"sync": ["sync"], "async": ["async"], "both": ["sync", "async"]}[kind]
+    expected_names = {
+        "sync": ["sync"],
+        "async": ["async"],
+        "both": ["sync", "async"],
+        "method": ["method"],
+    }[kind]
     for name in expected_names:
         depths = {mode: m.probe.depths.get(name) for mode, m in results.items()}
         assert None not in depths.values(), f"{name} receiver did not run: {depths}"
@@ -252,7 +270,8 @@ def test_receiver_stack_depth_is_unchanged(method, kind):
     responses = {mode: m.responses for mode, m in results.items()}
     assert len({repr(r) for r in responses.values()}) == 1, responses
     assert {mode: m.calls for mode, m in results.items()} == {
-        mode: None if mode in ("uninstalled", "idle") else len(expected_names) for mode in results
+        mode: None if mode in ("uninstalled", "idle", "metrics") else len(expected_names)
+        for mode in results
     }
 
 

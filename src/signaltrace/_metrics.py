@@ -258,8 +258,15 @@ def _signal_counter(signal: Any) -> list[Any]:
 
 def _receiver_add(receiver: Any, counter: list[Any]) -> Any:
     """The ``append`` of ``receiver``'s queue for ``counter``'s signal; a function's is
-    kept in the signal's table (other receivers, such as bound methods, are new
-    objects at each dispatch, and are looked up again each time)."""
+    kept in the signal's table. A method bound to a Python function (a new object
+    at each dispatch of a weakly connected one) is labelled and placed by its
+    function (:func:`~signaltrace._hotpath.describe`), so it is found under the
+    function's key; other receivers are looked up again each time."""
+    if type(receiver) is types.MethodType and type(receiver.__func__) is types.FunctionType:
+        receiver = receiver.__func__
+        add = counter[1].get(id(receiver))
+        if add is not None:
+            return add
     label, filename, lineno, _identity = describe(receiver)
     add = _entry(label, filename, lineno, counter[0])[A_PENDING].append
     if type(receiver) is types.FunctionType:

@@ -42,6 +42,7 @@ from .records import C_END, C_ERROR, C_START, D_CALLS, D_DB, D_END, D_FLAT, D_SQ
 __all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
 
 _FUNCTION = types.FunctionType
+_METHOD = types.MethodType
 key = weakref.ref
 #: Sent by ``override_settings``: ``METRICS`` may have changed (see _metrics.refresh).
 _SETTING_CHANGED = setting_changed
@@ -62,16 +63,18 @@ def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: st
 # In each function below, the first branches are Django's code verbatim; the
 # last adds recording.
 #
-# _call_with: the recording loops call a receiver that is a Python function
-# with one keyword dict, ``{"signal": self, "sender": sender, **named}``, built
-# once per dispatch, instead of Django's ``signal=self, sender=sender,
-# **named``, which builds and merges a new dict for every receiver. CPython
-# unpacks either into the call the same way (the same names, values and
-# order, from the same frame); the function never sees the dict itself, as it
-# gets its own ``**kwargs``. Other receivers (bound methods, callable objects,
-# anything in C, which could be handed the dict) keep Django's form, and so
-# does every receiver when ``named`` holds a ``signal`` key, which Django's
-# form refuses with a TypeError at each call.
+# _call_with: the recording loops call a receiver that is a Python function,
+# or a method bound to one, with one keyword dict, ``{"signal": self,
+# "sender": sender, **named}``, built once per dispatch, instead of Django's
+# ``signal=self, sender=sender, **named``, which builds and merges a new dict
+# for every receiver. CPython unpacks either into the call the same way (the
+# same names, values and order, from the same frame; a bound method prepends
+# its ``__self__`` to the vector either way); the function never sees the
+# dict itself, as it gets its own ``**kwargs``. Other receivers (callable
+# objects, partials, anything in C, which could be handed the dict and change
+# it for the next receiver) keep Django's form, and so does every receiver
+# when ``named`` holds a ``signal`` key, which Django's form refuses with a
+# TypeError at each call.
 
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -103,7 +106,10 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             mark = times.append
             for receiver in sync_receivers:
                 try:
-                    if call is not None and type(receiver) is _FUNCTION:
+                    if call is not None and (
+                        type(receiver) is _FUNCTION
+                        or (type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION)
+                    ):
                         response = receiver(**call)
                     else:
                         response = receiver(signal=self, sender=sender, **named)
@@ -178,7 +184,11 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 with_call = call
             else:
                 append(describe(receiver))
-                with_call = None
+                with_call = (
+                    call
+                    if type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION
+                    else None
+                )
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
@@ -269,7 +279,10 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             failed: dict[int, int | None] | None = None
             for receiver in sync_receivers:
                 try:
-                    if call is not None and type(receiver) is _FUNCTION:
+                    if call is not None and (
+                        type(receiver) is _FUNCTION
+                        or (type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION)
+                    ):
                         response = receiver(**call)
                     else:
                         response = receiver(signal=self, sender=sender, **named)
@@ -366,7 +379,11 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 with_call = call
             else:
                 append(describe(receiver))
-                with_call = None
+                with_call = (
+                    call
+                    if type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION
+                    else None
+                )
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
