@@ -24,7 +24,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.dispatch import Signal
-from django.test import override_settings
+from django.test import Client, override_settings
 
 import signaltrace
 from signaltrace import _metrics, _stats, context, metrics, stores
@@ -152,6 +152,24 @@ class TestCounting:
         assert row("quick")["calls"] == 2
         assert Signal.__dict__["send"] is installed_send
         assert signaltrace.is_installed()
+
+    def test_a_dict_assigned_without_setting_changed(self, settings):
+        """``django.conf.settings.SIGNALTRACE = {...}`` sends no ``setting_changed``:
+        the next request (its middleware reads the settings) notices the new dict."""
+        from django.conf import settings as django_settings
+
+        settings.SIGNALTRACE = {"ENABLED": True, "METRICS": False}  # (restored after)
+        metrics_signal.send(sender=None)
+        django_settings.SIGNALTRACE = {"ENABLED": True, "METRICS": True, "LOG_LEVEL": None}
+        metrics_signal.send(sender=None)  # nothing has read the settings yet
+        assert row("quick") is None
+        assert Client().get("/signal/a/").status_code == 200
+        metrics_signal.send(sender=None)
+        assert row("quick")["calls"] == 1
+        django_settings.SIGNALTRACE = {"ENABLED": True, "METRICS": False}
+        assert row("quick")["calls"] == 1  # snapshot() read the settings: off
+        metrics_signal.send(sender=None)
+        assert row("quick")["calls"] == 1
 
     def test_while_capturing(self):
         with signaltrace.capture() as trace:

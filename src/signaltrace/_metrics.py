@@ -50,7 +50,7 @@ from typing import Any, Final
 
 from . import naming
 from ._hotpath import describe, resolve_receiver
-from .conf import get_config
+from .conf import ON_CHANGE, get_config
 from .context import Options, current_options, log_failure, watch_metrics
 from .records import (
     C_END,
@@ -160,10 +160,13 @@ _ignored: list[frozenset[object]] = [frozenset()]
 def refresh() -> bool:
     """Re-read ``METRICS`` from the settings; whether metrics are on.
 
-    Called by :func:`~signaltrace.install`, by every ``capture()``, and by the
-    send replacements when ``setting_changed`` is sent (``override_settings``,
+    Called by :func:`~signaltrace.install`, by every ``capture()``, by the send
+    replacements when ``setting_changed`` is sent (``override_settings``,
     pytest-django's ``settings`` fixture): signaltrace connects no receiver of
-    its own (see :mod:`signaltrace.conf`).
+    its own (see :mod:`signaltrace.conf`), and by
+    :func:`~signaltrace.conf.get_config` when it finds a new ``SIGNALTRACE`` dict
+    that no ``setting_changed`` announced (at the next request, capture or
+    metrics read).
     """
     cursor = None
     try:
@@ -183,6 +186,9 @@ def refresh() -> bool:
     STATE[0] = cursor if on else None
     watch_metrics(on)
     return on
+
+
+ON_CHANGE.append(refresh)  # a new SIGNALTRACE dict however it came (see conf.ON_CHANGE)
 
 
 def _entry(label: str, filename: str | None, lineno: int | None, signal: str) -> list[Any]:

@@ -15,7 +15,7 @@ import importlib.util
 import inspect
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -453,6 +453,15 @@ def _otel_missing() -> bool:
         return True
 
 
+#: Called, without arguments, when :func:`get_config` finds a new ``SIGNALTRACE``
+#: dict (or another ``DEBUG``) after it had read the settings before, however
+#: the dict was replaced (``override_settings``, or assigned to
+#: ``django.conf.settings``, which sends no ``setting_changed``):
+#: :func:`signaltrace._metrics.refresh` re-reads ``METRICS`` there, so the next
+#: request, capture or metrics read notices it. Each must never raise.
+ON_CHANGE: Final[list[Callable[[], object]]] = []
+
+
 def get_config() -> dict[str, Any]:
     """The merged settings (defaults, then ``SIGNALTRACE``), without validation."""
     global _cache
@@ -461,6 +470,16 @@ def get_config() -> dict[str, Any]:
     cached = _cache
     if cached is not None and cached[0] is user and cached[1] is debug:
         return cached[2]
+    merged = _merge(user, debug)
+    _cache = (user, debug, merged)
+    if cached is not None:
+        for watcher in ON_CHANGE:
+            watcher()
+    return merged
+
+
+def _merge(user: object, debug: bool) -> dict[str, Any]:
+    """The defaults updated with ``user``, the ``DEBUG``-dependent ones worked out."""
     merged = dict(DEFAULTS)
     if isinstance(user, Mapping):
         merged.update(user)
@@ -470,7 +489,6 @@ def get_config() -> dict[str, Any]:
         merged["RECORD_DB"] = debug
     if merged["RECORD_SQL"] is None:
         merged["RECORD_SQL"] = debug
-    _cache = (user, debug, merged)
     return merged
 
 

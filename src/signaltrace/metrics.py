@@ -279,6 +279,7 @@ def snapshot(sort: str = "total") -> list[dict[str, Any]]:
 
     .. versionadded:: 0.1.0
     """
+    get_config()  # a SIGNALTRACE dict assigned since turns METRICS on or off (conf.ON_CHANGE)
     return _ranked(_metrics.collect(), sort)
 
 
