@@ -153,6 +153,80 @@ class TestHop:
         assert sorted(names(trace), key=str) == [("other", None), ("outer", None)]
 
 
+class TestToThread:
+    """``asyncio.to_thread()`` copies the context with no hook of ours: in a thread
+    running an event loop, sync dispatches never change the shared cursor in place."""
+
+    def run(self, main, outside):
+        outer.connect(self.hold, weak=False)
+        try:
+            if outside:  # the capture's cursor is owned by the thread that runs the loop
+                with signaltrace.capture() as trace:
+                    asyncio.run(main())
+            else:
+
+                async def inside():
+                    async with signaltrace.capture() as trace:
+                        await main()
+                    return trace
+
+                trace = asyncio.run(inside())
+        finally:
+            outer.disconnect(self.hold)
+        return trace
+
+    def hold(self, sender, **kwargs):
+        self.in_b.set()
+        assert self.sent.wait(WAIT)  # blocks the loop: the thread sends meanwhile
+
+    @pytest.mark.parametrize("outside", [True, False], ids=["capture-outside", "capture-inside"])
+    def test_a_thread_never_sees_a_sibling_tasks_dispatch(self, connected, outside):
+        self.in_b = threading.Event()
+        self.sent = threading.Event()
+
+        def worker():
+            assert self.in_b.wait(WAIT)
+            other.send(sender=None)
+            self.sent.set()
+
+        async def task_a():
+            await asyncio.to_thread(worker)
+
+        async def task_b():
+            await asyncio.sleep(0)  # let A's thread start first
+            outer.send(sender=None)
+
+        async def main():
+            await asyncio.gather(task_a(), task_b())
+
+        trace = self.run(main, outside)
+        assert sorted(names(trace), key=str) == [("other", None), ("outer", None)]
+
+    def test_a_thread_spawned_by_a_receiver_in_the_loop_nests_under_it(self, connected):
+        """The nesting a copied context should give still holds in the loop's thread."""
+
+        def in_thread():
+            other.send(sender=None)
+
+        def spawn(sender, **kwargs):
+            ctx = contextvars.copy_context()
+            thread = threading.Thread(target=ctx.run, args=(in_thread,))
+            thread.start()
+            thread.join(WAIT)
+
+        async def main():
+            async with signaltrace.capture() as trace:
+                outer.send(sender=None)
+            return trace
+
+        outer.connect(spawn, weak=False)
+        try:
+            trace = asyncio.run(main())
+        finally:
+            outer.disconnect(spawn)
+        assert names(trace) == [("outer", None), ("other", "spawn")]
+
+
 class TestActive:
     def test_idle_until_metrics_or_a_capture(self, settings):
         settings.SIGNALTRACE = {"ENABLED": True}

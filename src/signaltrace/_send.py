@@ -49,6 +49,10 @@ _SETTING_CHANGED = setting_changed
 #: The owner test of an in-place cursor (gevent's greenlets each start with an
 #: empty context, so they never share a cursor: the thread's ident is enough).
 _get_ident = threading.get_ident
+#: ... and never in a thread running an event loop: its tasks share the cursor
+#: through copied contexts, and so do the threads of ``asyncio.to_thread()``,
+#: which would see a sibling task's dispatch in it (see signaltrace.context).
+_running_loop = asyncio.events._get_running_loop
 
 
 def _record_empty(signal: Signal, sender: Any, named: dict[str, Any], method: str) -> None:
@@ -168,6 +172,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         cursor[K_OWNER] == _get_ident()
         and cursor[K_TRACES] is dispatch[D_TRACES]
         and not async_receivers
+        and _running_loop() is None
     ):
         previous = cursor[K_CALL]
         cursor[K_CALL] = dispatch
@@ -363,6 +368,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         cursor[K_OWNER] == _get_ident()
         and cursor[K_TRACES] is dispatch[D_TRACES]
         and not async_receivers
+        and _running_loop() is None
     ):
         previous = cursor[K_CALL]
         cursor[K_CALL] = dispatch

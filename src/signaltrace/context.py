@@ -15,11 +15,14 @@ One :class:`~contextvars.ContextVar` holds a *cursor*, a small list
 A traced dispatch nests what its receivers send under itself by pointing
 ``parent_call`` at itself while they run. In the thread that owns the cursor,
 ``send()``/``send_robust()`` do that in place and put the old value back when
-the loop ends: a sync loop runs start to end on one thread's stack (no other
-task of that thread runs meanwhile), so the changes nest strictly. Everywhere
-else (another thread that shares the cursor through a copied context, async
-receivers, blinker) the dispatch sets a fresh cursor of its own for the
-duration of its receivers (see ``explanation/architecture``). Traces opened
+the loop ends, unless an event loop runs in that thread: a sync loop runs
+start to end on one thread's stack (no other task of that thread runs
+meanwhile), so the changes nest strictly, and only the flows of an event loop
+(its tasks, and the threads ``asyncio.to_thread()`` starts with a copy of a
+task's context) share a cursor while one of them changes it. Everywhere else
+(in an event loop's thread, another thread that shares the cursor through a
+copied context, async receivers, blinker) the dispatch sets a fresh cursor of
+its own for the duration of its receivers (see ``explanation/architecture``). Traces opened
 with ``all_threads=True`` are also fed by flows that have no cursor of their
 own.
 
