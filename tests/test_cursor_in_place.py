@@ -43,6 +43,18 @@ def connected():
     other.disconnect(nothing)
 
 
+def spawning(target):
+    """A receiver that runs ``target`` in a new thread, in a copy of its context."""
+
+    def spawn(sender, **kwargs):
+        ctx = contextvars.copy_context()
+        thread = threading.Thread(target=ctx.run, args=(target,))
+        thread.start()
+        thread.join(WAIT)
+
+    return spawn
+
+
 def names(trace):
     return [
         (d.signal_name, d.parent.receiver_name.rsplit(".", 1)[-1] if d.parent else None)
@@ -101,11 +113,7 @@ class TestOwner:
             other.send(sender=None)
             seen["after"] = CURSOR.get()
 
-        def spawn(sender, **kwargs):
-            ctx = contextvars.copy_context()
-            thread = threading.Thread(target=ctx.run, args=(in_thread,))
-            thread.start()
-            thread.join(WAIT)
+        spawn = spawning(in_thread)
 
         outer.connect(spawn, weak=False)
         try:
@@ -208,11 +216,7 @@ class TestToThread:
         def in_thread():
             other.send(sender=None)
 
-        def spawn(sender, **kwargs):
-            ctx = contextvars.copy_context()
-            thread = threading.Thread(target=ctx.run, args=(in_thread,))
-            thread.start()
-            thread.join(WAIT)
+        spawn = spawning(in_thread)
 
         async def main():
             async with signaltrace.capture() as trace:

@@ -195,16 +195,12 @@ class TestSmallPieces:
         assert flat_call_end([key0, 10, key1, 20, 30], None, 1) == 30  # the loop ended
         assert flat_call_end([key0, 10], None, 0) is None
 
-    def test_a_trace_read_between_the_two_appends(self):
+    def test_a_trace_read_between_the_two_appends(self, connect):
         """Reading a trace whose dispatch another thread is between a key and its start."""
-        sig.connect(ok, weak=False)
-        sig.connect(ok2, weak=False)
-        try:
-            with signaltrace.capture() as trace:
-                sig.send(sender=None)
-        finally:
-            sig.disconnect(ok)
-            sig.disconnect(ok2)
+        connect(ok)
+        connect(ok2)
+        with signaltrace.capture() as trace:
+            sig.send(sender=None)
         raw = trace.raw[0]
         del raw[D_FLAT + 3 :]  # [key0, t0, key1]: call 1 not started, no end
         raw[D_END] = 0

@@ -104,6 +104,16 @@ def describe(receiver: object) -> tuple[str, str | None, int | None, Any]:
     return (*naming.describe_receiver(receiver), token)
 
 
+def bound_to_function(receiver: object) -> bool:
+    """Whether ``receiver`` is a method bound to a Python function.
+
+    Such a method is labelled by its function (:func:`describe`), and calling it
+    with a keyword dict unpacks it as a function call does (``_send``'s
+    ``_call_with``). Attribute reads of C members only: no user code runs.
+    """
+    return type(receiver) is types.MethodType and type(receiver.__func__) is _FunctionType
+
+
 def _forget(key: int, ref: weakref.ref[Any]) -> None:
     entry = _DESC_CACHE.get(key)
     if entry is not None and entry[0] is ref:

@@ -49,7 +49,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from . import naming
-from ._hotpath import describe, resolve_receiver
+from ._hotpath import bound_to_function, describe, resolve_receiver
 from .conf import ON_CHANGE, get_config
 from .context import Options, current_options, log_failure, watch_metrics
 from .records import (
@@ -268,7 +268,7 @@ def _receiver_add(receiver: Any, counter: list[Any]) -> Any:
     at each dispatch of a weakly connected one) is labelled and placed by its
     function (:func:`~signaltrace._hotpath.describe`), so it is found under the
     function's key; other receivers are looked up again each time."""
-    if type(receiver) is types.MethodType and type(receiver.__func__) is types.FunctionType:
+    if bound_to_function(receiver):
         receiver = receiver.__func__
         add = counter[1].get(id(receiver))
         if add is not None:

@@ -35,14 +35,13 @@ from . import _db, _metrics
 from . import context as _ctx
 from ._async import async_runner
 from ._compat import SHAPE
-from ._hotpath import describe, error_info, fail, new_call, open_dispatch
+from ._hotpath import bound_to_function, describe, error_info, fail, new_call, open_dispatch
 from .context import CURSOR, K_CALL, K_OPTIONS, K_OWNER, K_TRACES, wants_empty
 from .records import C_END, C_ERROR, C_START, D_CALLS, D_DB, D_END, D_FLAT, D_SQL, D_START, D_TRACES
 
 __all__ = ["REPLACEMENTS", "asend", "asend_robust", "send", "send_robust"]
 
 _FUNCTION = types.FunctionType
-_METHOD = types.MethodType
 key = weakref.ref
 #: Sent by ``override_settings``: ``METRICS`` may have changed (see _metrics.refresh).
 _SETTING_CHANGED = setting_changed
@@ -111,8 +110,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             for receiver in sync_receivers:
                 try:
                     if call is not None and (
-                        type(receiver) is _FUNCTION
-                        or (type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION)
+                        type(receiver) is _FUNCTION or bound_to_function(receiver)
                     ):
                         response = receiver(**call)
                     else:
@@ -189,11 +187,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
                 with_call = call
             else:
                 append(describe(receiver))
-                with_call = (
-                    call
-                    if type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION
-                    else None
-                )
+                with_call = call if bound_to_function(receiver) else None
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
@@ -285,8 +279,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             for receiver in sync_receivers:
                 try:
                     if call is not None and (
-                        type(receiver) is _FUNCTION
-                        or (type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION)
+                        type(receiver) is _FUNCTION or bound_to_function(receiver)
                     ):
                         response = receiver(**call)
                     else:
@@ -385,11 +378,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 with_call = call
             else:
                 append(describe(receiver))
-                with_call = (
-                    call
-                    if type(receiver) is _METHOD and type(receiver.__func__) is _FUNCTION
-                    else None
-                )
+                with_call = call if bound_to_function(receiver) else None
             if db is not None:
                 db_append(queries.n)
                 db_append(len(db.run_on_commit))
